@@ -98,7 +98,11 @@ def _make_ca(directory: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivate
 
 
 def _make_server(
-    directory: Path, hosts: Sequence[str], ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey
+    directory: Path,
+    hosts: Sequence[str],
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    key_mode: int,
 ) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     now = _now()
@@ -118,9 +122,7 @@ def _make_server(
         )
         .sign(ca_key, hashes.SHA256())
     )
-    # 0644 on the key: in compose and Kubernetes Envoy runs as another user than the one who made it.
-    # The directory itself is 0700 for `mcp-pa up`, which keeps the key private on a shared machine.
-    _write(directory / SERVER_KEY, _key_pem(key), 0o644)
+    _write(directory / SERVER_KEY, _key_pem(key), key_mode)
     _write(directory / SERVER_CERT, cert.public_bytes(serialization.Encoding.PEM), 0o644)
 
 
@@ -174,15 +176,20 @@ def server_cert_problem(directory: Path, hosts: Sequence[str], ca_cert: x509.Cer
     return None
 
 
-def ensure_dev_certs(directory: Path, hosts: Sequence[str] = DEFAULT_HOSTS) -> DevCerts:
-    """Make (or reuse, when still valid) a dev CA and a server certificate for `hosts` in `directory`."""
+def ensure_dev_certs(directory: Path, hosts: Sequence[str] = DEFAULT_HOSTS, key_mode: int = 0o600) -> DevCerts:
+    """Make (or reuse, when still valid) a dev CA and a server certificate for `hosts` in `directory`.
+
+    `key_mode` 0o644 is for a shared volume whose reader (Envoy in compose) runs as another user.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     ca = _load_ca(directory)
     if ca is None:
         ca = _make_ca(directory)
-        _make_server(directory, hosts, *ca)
+        _make_server(directory, hosts, *ca, key_mode)
     elif server_cert_problem(directory, hosts, ca[0]) is not None:
-        _make_server(directory, hosts, *ca)
+        _make_server(directory, hosts, *ca, key_mode)
+    else:
+        (directory / SERVER_KEY).chmod(key_mode)
     return DevCerts(directory / CA_CERT, directory / SERVER_CERT, directory / SERVER_KEY)
 
 
@@ -191,9 +198,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mcp_pa.certs", description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--host", action="append", dest="hosts", help="DNS name or IP (repeatable)")
+    parser.add_argument(
+        "--readable-key", action="store_true",
+        help="make the server key readable by other users (a volume shared with Envoy running as another uid)",
+    )
     args = parser.parse_args(argv)
     hosts = tuple(dict.fromkeys([*DEFAULT_HOSTS, *(args.hosts or [])]))
-    certs = ensure_dev_certs(args.directory, hosts)
+    certs = ensure_dev_certs(args.directory, hosts, 0o644 if args.readable_key else 0o600)
     print(f"dev CA: {certs.ca_cert}\nserver certificate: {certs.server_cert} ({', '.join(hosts)})")
     return 0
 

@@ -1,0 +1,415 @@
+"""`mcp-pa up`: the whole stack on one machine, supervised.
+
+Order: embedded PostgreSQL (unless MCP_HTTP_DATABASE_CONNECTION_STRING is set) → dev TLS
+certificate → authz → app → Envoy. Each child runs in its own process group with its log in
+`<state dir>/logs/`; when one exits the rest are stopped and the reason is shown with the last
+lines of its log. SIGINT/SIGTERM stop everything and leave no process behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shlex
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Callable, TextIO
+
+from mcp_pa import contract
+from mcp_pa.certs import DevCerts, ensure_dev_certs
+from mcp_pa.settings import ENV_PREFIX, Settings, get_settings
+
+READY_TIMEOUT = 90.0  # generous: two busy cores may start three Python/C++ processes at once
+STOP_TIMEOUT = 10.0
+LOG_TAIL_LINES = 20
+API_KEY_FILE = "api-key"
+PROBE_INTERVAL = 0.1
+
+
+class UpError(Exception):
+    """A problem the user can fix; shown as one message without a traceback."""
+
+
+@dataclass
+class Child:
+    """One supervised process: how to start it and how to tell that it is ready."""
+
+    name: str
+    argv: list[str]
+    log: Path
+    ready: Callable[[], bool]
+    env: dict[str, str] = field(default_factory=dict)
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "wb") as out:
+            # A new session per child: Ctrl-C in the terminal reaches only `up`, which then stops
+            # the children in order, and killpg reaches each child's own helpers too.
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+
+    def exited(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None
+
+    def exit_reason(self) -> str:
+        assert self.proc is not None and self.proc.returncode is not None
+        code = self.proc.returncode
+        if code < 0:
+            return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
+
+    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
+        try:
+            text = self.log.read_text(errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+
+    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        except ProcessLookupError:
+            pass
+        # Helpers left in the child's group after the leader is gone (rare) go too.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class Supervisor:
+    """Starts children in order, waits until each is ready, watches them, stops them in reverse."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.children: list[Child] = []
+        self.stop_signal: int | None = None
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.stop_signal = signum
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+
+    def check_stop(self) -> None:
+        if self.stop_signal is not None:
+            raise UpError(f"stopping ({signal.Signals(self.stop_signal).name} received)")
+
+    def start(self, child: Child, what: str, timeout: float = READY_TIMEOUT) -> None:
+        self.check_stop()
+        self.say(f"  starting {child.name:<8} {what}")
+        started = time.monotonic()
+        child.start()
+        self.children.append(child)
+        deadline = started + timeout
+        while not child.ready():
+            self.check_stop()
+            if child.exited():
+                raise UpError(self.failure(child))
+            if time.monotonic() > deadline:
+                raise UpError(
+                    f"{child.name} was not ready after {timeout:.0f}s; last lines of {child.log}:\n"
+                    + _indent(child.tail())
+                )
+            time.sleep(PROBE_INTERVAL)
+        self.say(f"  ready    {child.name:<8} ({time.monotonic() - started:.1f}s)")
+
+    def failure(self, child: Child) -> str:
+        return f"{child.name} {child.exit_reason()}; last lines of {child.log}:\n" + _indent(child.tail())
+
+    def watch(self) -> Child | None:
+        """Block until a child exits (returned) or a stop signal arrives (None)."""
+        while self.stop_signal is None:
+            for child in self.children:
+                if child.exited():
+                    return child
+            time.sleep(0.2)
+        return None
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            if not child.exited():
+                self.say(f"  stopping {child.name}")
+            child.stop()
+
+
+def _indent(text: str) -> str:
+    return "\n".join(f"    | {line}" for line in text.splitlines())
+
+
+# --- ports -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PortUse:
+    """A port `up` will listen on, the address it binds and the flag (or setting) that changes it."""
+
+    port: int
+    host: str
+    flag: str
+
+
+def check_ports(uses: list[PortUse]) -> None:
+    """Fail early with a message naming the flag to change, instead of a child's bind error later."""
+    seen: dict[int, str] = {}
+    for use in uses:
+        if use.port in seen:
+            raise UpError(f"{use.flag} and {seen[use.port]} are both {use.port}: give each its own port")
+        seen[use.port] = use.flag
+        family = socket.AF_INET6 if ":" in use.host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            # SO_REUSEADDR as the servers themselves use it: a socket in TIME_WAIT from a previous
+            # run is not "in use", a listening one is.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((use.host, use.port))
+            except OSError as exc:
+                raise UpError(
+                    f"port {use.port} ({use.host}) is already in use ({exc.strerror}): stop whatever "
+                    f"listens there (another `mcp-pa up`?) or choose another port with {use.flag}"
+                ) from exc
+
+
+# --- readiness probes --------------------------------------------------------------------------
+
+
+def grpc_serving(port: int) -> Callable[[], bool]:
+    """Ready when the gRPC health service answers SERVING."""
+
+    def probe() -> bool:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError:
+            return False
+
+    return probe
+
+
+def http_ok(url: str, ca: Path | None = None) -> Callable[[], bool]:
+    """Ready when GET `url` answers 200 (over TLS trusting only `ca` when given)."""
+
+    def probe() -> bool:
+        import httpx
+
+        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else False
+        try:
+            return httpx.get(url, timeout=2.0, verify=verify).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return probe
+
+
+# --- the dev API key ---------------------------------------------------------------------------
+
+
+def dev_api_key(state_dir: Path) -> str:
+    """The development API key: made once, kept in the state dir with mode 0600."""
+    path = state_dir / API_KEY_FILE
+    if path.exists():
+        key = path.read_text().strip()
+        if key.startswith(contract.API_KEY_PREFIX) and len(key) >= 32:
+            path.chmod(0o600)
+            return key
+    key = contract.API_KEY_PREFIX + secrets.token_urlsafe(32)
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key + "\n")
+    return key
+
+
+# --- what `up` prints when ready ---------------------------------------------------------------
+
+
+def client_help(mcp_url: str, api_key: str | None, ca: Path | None) -> str:
+    """The contract lines (`MCP URL: …`, `API key: …`) followed by ready-to-paste client configs."""
+    lines = [f"MCP URL: {mcp_url}"]
+    if api_key is not None:
+        lines.append(f"API key: {api_key}")
+    key = api_key or "<your API key>"
+    header = f"{contract.HEADER_API_KEY}: {key}"
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    cacert = f"--cacert {shlex.quote(str(ca))} " if ca else ""
+    lines += [
+        "",
+        "Try it:",
+        f"  curl {cacert}-H {shlex.quote(header)} -H 'content-type: application/json' \\",
+        f"       -H 'accept: application/json, text/event-stream' -d {shlex.quote(body)} {mcp_url}",
+    ]
+    if ca:
+        lines += [
+            "",
+            f"TLS: the certificate is signed by a development CA: {ca}",
+            "  clients must trust it:",
+            f"  Node (Claude Code, VS Code, Inspector): export NODE_EXTRA_CA_CERTS={shlex.quote(str(ca))}",
+            f"  Python (mcp SDK, httpx, requests):       export SSL_CERT_FILE={shlex.quote(str(ca))}",
+        ]
+    vscode = {"servers": {"mcp-pa": {"type": "http", "url": mcp_url, "headers": {contract.HEADER_API_KEY: key}}}}
+    lines += [
+        "",
+        "Claude Code:",
+        f"  claude mcp add --transport http mcp-pa {mcp_url} --header {shlex.quote(header)}",
+        "",
+        "VS Code (.vscode/mcp.json):",
+        *("  " + line for line in json.dumps(vscode, indent=2).splitlines()),
+        "",
+        "MCP Inspector:",
+        "  npx @modelcontextprotocol/inspector   (Transport: Streamable HTTP, URL above,",
+        f"  header {contract.HEADER_API_KEY} = the API key)",
+        f"  npx @modelcontextprotocol/inspector --cli {mcp_url} --transport http \\",
+        f"      --header {shlex.quote(header)} --method tools/list",
+        "",
+        "Ctrl-C stops everything.",
+    ]
+    return "\n".join(lines)
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ports:
+    """The ports of one stack (every one configurable so stacks can run side by side)."""
+
+    https: int
+    http: int
+    authz: int
+    app: int
+    metrics: int
+
+
+def _child_env(settings: Settings, state_dir: Path, dsn: str, api_key: str | None, public_url: str) -> dict[str, str]:
+    env = dict(os.environ)  # the children read their own settings; `up` only adds what it decided
+    env.update({
+        f"{ENV_PREFIX}DATABASE_CONNECTION_STRING": dsn,
+        f"{ENV_PREFIX}STATE_DIR": str(state_dir),
+        f"{ENV_PREFIX}PUBLIC_URL": public_url,
+        "PYTHONUNBUFFERED": "1",  # so the last log lines of a crashed child are really its last
+    })
+    if api_key is not None:
+        env[f"{ENV_PREFIX}API_KEY"] = api_key
+    return env
+
+
+def _start_postgres(sup: Supervisor, state_dir: Path):  # type: ignore[no-untyped-def]
+    import pgserver
+
+    sup.say(f"  starting postgres embedded PostgreSQL in {state_dir / 'pgdata'}")
+    started = time.monotonic()
+    server = pgserver.get_server(state_dir / "pgdata", cleanup_mode="stop")
+    sup.say(f"  ready    postgres ({time.monotonic() - started:.1f}s)")
+    return server
+
+
+def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    """Entry point of `mcp-pa up` (see mcp_pa.cli)."""
+    settings = get_settings()
+    state_dir = Path(args.state_dir or settings.state_dir).resolve()
+    ports = Ports(args.https_port, args.http_port, args.authz_port, args.app_port, settings.authz_metrics_port)
+    # Without an explicit public URL the resource URL must carry the port actually used.
+    public_url = settings.public_url if "public_url" in settings.model_fields_set else f"https://localhost:{ports.https}"
+    mcp_url = f"{public_url}{contract.MCP_PATH}"
+    sup = Supervisor(out)
+    try:
+        check_ports(_port_uses(ports))
+    except UpError as exc:
+        print(f"mcp-pa up: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+    sup.install_signal_handlers()
+    began = time.monotonic()
+    sup.say(f"mcp-pa up: state in {state_dir}")
+    postgres = None
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        logs = state_dir / "logs"
+        logs.mkdir(exist_ok=True)
+        certs = ensure_dev_certs(state_dir / "tls")
+        api_key = None if settings.is_production else (settings.api_key or dev_api_key(state_dir))
+        if settings.database_connection_string:
+            dsn = settings.database_connection_string
+            sup.say("  using    PostgreSQL from MCP_HTTP_DATABASE_CONNECTION_STRING")
+        else:
+            postgres = _start_postgres(sup, state_dir)
+            dsn = postgres.get_uri()
+        env = _child_env(settings, state_dir, dsn, api_key, public_url)
+        for child, what in _children(ports, state_dir, logs, certs, env):
+            sup.start(child, what)
+        sup.say(f"\nready in {time.monotonic() - began:.1f}s\n")
+        sup.say(client_help(mcp_url, api_key, certs.ca_cert))
+        failed = sup.watch()
+        if failed is not None:
+            raise UpError(sup.failure(failed))
+        sup.say(f"\nmcp-pa up: {signal.Signals(sup.stop_signal or signal.SIGTERM).name} received, stopping")
+        return 0
+    except UpError as exc:
+        print(f"mcp-pa up: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        sup.stop_all()
+        if postgres is not None:
+            postgres.cleanup()
+        sup.say("mcp-pa up: stopped")
+
+
+def _port_uses(ports: Ports) -> list[PortUse]:
+    uses = [
+        PortUse(ports.https, "0.0.0.0", "--https-port"),
+        PortUse(ports.http, "0.0.0.0", "--http-port"),
+        PortUse(ports.authz, "127.0.0.1", "--authz-port"),
+        PortUse(ports.app, "127.0.0.1", "--app-port"),
+    ]
+    if ports.metrics:
+        uses.append(PortUse(ports.metrics, "0.0.0.0", f"{ENV_PREFIX}AUTHZ_METRICS_PORT (0 disables metrics)"))
+    return uses
+
+
+def _children(ports: Ports, state_dir: Path, logs: Path, certs: DevCerts, env: dict[str, str]) -> list[tuple[Child, str]]:
+    python = [sys.executable, "-m", "mcp_pa"]
+    authz = Child(
+        "authz",
+        [*python, "authz", "--listen", f"127.0.0.1:{ports.authz}", "--metrics-port", str(ports.metrics)],
+        logs / "authz.log", grpc_serving(ports.authz), env,
+    )
+    app = Child(
+        "app",
+        [*python, "app", "--listen", f"127.0.0.1:{ports.app}"],
+        logs / "app.log", http_ok(f"http://127.0.0.1:{ports.app}/healthz"), env,
+    )
+    envoy = _envoy_child(ports, state_dir, logs, certs, env)
+    return [
+        (authz, f"gRPC ext_authz on 127.0.0.1:{ports.authz}"),
+        (app, f"MCP app on 127.0.0.1:{ports.app}"),
+        (envoy, f"Envoy on :{ports.https} (https) and :{ports.http} (http)"),
+    ]
+
+
+def _envoy_child(ports: Ports, state_dir: Path, logs: Path, certs: DevCerts, env: dict[str, str]) -> Child:
+    raise UpError("Envoy is not wired in yet")
