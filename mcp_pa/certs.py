@@ -202,7 +202,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--readable-key", action="store_true",
         help="make the server key readable by other users (a volume shared with Envoy running as another uid)",
     )
+    parser.add_argument(
+        "--keep-existing", action="store_true",
+        help="leave a tls.crt/tls.key pair already in DIR alone (a certificate you mounted yourself)",
+    )
     args = parser.parse_args(argv)
+    if args.keep_existing and (args.directory / SERVER_CERT).exists() and (args.directory / SERVER_KEY).exists():
+        print(f"keeping the certificate already in {args.directory}")
+        return 0
     hosts = tuple(dict.fromkeys([*DEFAULT_HOSTS, *(args.hosts or [])]))
     certs = ensure_dev_certs(args.directory, hosts, 0o644 if args.readable_key else 0o600)
     print(f"dev CA: {certs.ca_cert}\nserver certificate: {certs.server_cert} ({', '.join(hosts)})")
