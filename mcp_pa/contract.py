@@ -54,7 +54,8 @@ SCOPES = tuple(f"{SCOPE_PREFIX}{p}" for p in (PERMISSION_READ, PERMISSION_WRITE,
 MCP_PATH = "/mcp"
 PRM_PATH = "/.well-known/oauth-protected-resource"
 PRM_MCP_PATH = f"{PRM_PATH}{MCP_PATH}"
-PUBLIC_PATHS = (PRM_PATH, PRM_MCP_PATH, "/healthz")
+HEALTHZ_PATH = "/healthz"
+PUBLIC_PATHS = (PRM_PATH, PRM_MCP_PATH, HEALTHZ_PATH)
 
 # Default ports (every one is configurable).
 DEFAULT_HTTPS_PORT = 8443
