@@ -1,0 +1,133 @@
+"""The Starlette app: /mcp (MCP SDK, stateless Streamable HTTP), PRM, health, readiness, metrics.
+
+Layers, outermost first: `IdentityMiddleware` (x-mcp-* → Identity, 401 without) → the MCP
+SDK transport → `ToolGate` (permission + audit) → the tools → `Database` (tenant schema, RLS).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import urllib.parse
+from typing import Any, AsyncIterator
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from mcp_app.db import Database, database_dsn
+from mcp_app.identity import METRICS_PATH, READYZ_PATH, IdentityMiddleware
+from mcp_app.resources import register_resources
+from mcp_app.tools import register_all
+from mcp_app.tools.base import Toolbox, ToolGate
+from mcp_app.tools.documents import MAX_REQUEST_BODY_BYTES
+from mcp_pa import contract
+from mcp_pa.settings import Settings
+
+SERVER_NAME = "mcp-pa"
+INSTRUCTIONS = (
+    "A personal assistant: your status, projects with tasks, todos, calendar, documents and a "
+    "dashboard. Every item is private to you; ids are UUIDs returned when an item is created."
+)
+GOOGLE_ISSUER = "https://accounts.google.com"
+GITHUB_AUTHORIZATION_SERVER = "https://github.com/login/oauth"
+
+
+def authorization_servers(settings: Settings) -> list[str]:
+    """The issuers a client may get a token from, in the order providers are configured."""
+    servers: list[str] = []
+    if settings.google_client_id:
+        servers.append(GOOGLE_ISSUER)
+    if settings.auth0_issuer_url:
+        servers.append(settings.auth0_issuer_url)
+    servers.extend(p.issuer for p in settings.oidc_providers)
+    if settings.github_enabled:
+        servers.append(GITHUB_AUTHORIZATION_SERVER)
+    return list(dict.fromkeys(servers))
+
+
+def protected_resource_metadata(settings: Settings) -> dict[str, Any]:
+    """RFC 9728 Protected Resource Metadata for `<PUBLIC_URL>/mcp`."""
+    return {
+        "resource": settings.resource_url,
+        "authorization_servers": authorization_servers(settings),
+        "scopes_supported": list(contract.SCOPES),
+        "bearer_methods_supported": ["header"],
+        "resource_name": SERVER_NAME,
+    }
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: the public host and loopback; browser origins from settings."""
+    public = urllib.parse.urlsplit(settings.public_url)
+    hosts = ["localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"]
+    if public.hostname:
+        hosts += [public.hostname, public.netloc]
+    origin = f"{public.scheme}://{public.netloc}"
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=list(dict.fromkeys(hosts)),
+        allowed_origins=list(dict.fromkeys([*settings.allowed_origins, origin])),
+    )
+
+
+def build_mcp_server(box: Toolbox) -> MCPServer:
+    """The one MCPServer with every tool and resource, behind the permission gate."""
+    server: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, middleware=[ToolGate(box)])
+    register_all(server, box)
+    register_resources(server, box)
+    return server
+
+
+def create_app(settings: Settings, database: Database | None = None) -> Starlette:
+    """The ASGI app. Pass `database` to share a pool (tests); otherwise one is made from settings."""
+    db = database or Database(database_dsn(settings))
+    server = build_mcp_server(Toolbox(db))
+    mcp_http = server.streamable_http_app(
+        streamable_http_path=contract.MCP_PATH,
+        json_response=True,
+        stateless_http=True,  # no session state in the process, so replicas scale out
+        transport_security=transport_security(settings),
+        max_request_body_size=MAX_REQUEST_BODY_BYTES,
+    )
+    prm = protected_resource_metadata(settings)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        await db.start()
+        try:
+            async with server.session_manager.run():
+                yield
+        finally:
+            await db.close()
+
+    async def metadata(_: Request) -> Response:
+        return JSONResponse(prm, headers={"cache-control": "public, max-age=3600"})
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        if await db.ping():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, status_code=503)
+
+    async def metrics(_: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    routes = [
+        Route(contract.PRM_PATH, metadata, methods=["GET"]),
+        Route(contract.PRM_MCP_PATH, metadata, methods=["GET"]),
+        Route(contract.HEALTHZ_PATH, healthz, methods=["GET"]),
+        Route(READYZ_PATH, readyz, methods=["GET"]),
+        Route(METRICS_PATH, metrics, methods=["GET"]),
+        *mcp_http.routes,
+    ]
+    app = Starlette(routes=routes, middleware=[Middleware(IdentityMiddleware)], lifespan=lifespan)
+    app.state.database = db
+    app.state.mcp_server = server
+    return app

@@ -1,0 +1,272 @@
+"""What every tool shares: the call in progress, the permission gate, one audited transaction.
+
+`ToolGate` is MCP server middleware: it runs around every `tools/call` before the arguments
+are validated, refuses a caller without the tool's permission (an MCP tool error naming the
+missing permission, plus an audit row with outcome `denied`) and audits calls that failed
+before the tool body ran. `Toolbox.call()` gives a tool its tenant transaction and writes the
+`success` audit row in that same transaction, or an `error` row in a fresh one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import time
+import uuid
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Annotated, Any, AsyncIterator, Mapping
+
+import asyncpg
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, TextContent
+from mcp_types import INVALID_REQUEST
+from prometheus_client import Counter, Histogram
+from pydantic import Field
+
+from mcp_app.db import Database
+from mcp_app.identity import identity_of
+from mcp_pa import contract
+
+log = logging.getLogger(__name__)
+
+TOOL_CALLS = Counter("mcp_app_tool_calls_total", "Tool calls by tool and outcome", ["tool", "outcome"])
+TOOL_SECONDS = Histogram("mcp_app_tool_call_seconds", "Tool call duration", ["tool"])
+
+OUTCOME_SUCCESS = "success"
+OUTCOME_DENIED = "denied"
+OUTCOME_ERROR = "error"
+# Column limits of audit_events (0001_initial.sql).
+_AUDIT_TOOL_MAX = 100
+_AUDIT_TARGET_MAX = 100
+_AUDIT_REQUEST_ID_MAX = 200
+_AUDIT_DETAIL_MAX = 300
+
+# Input types shared by the tool domains.
+RowId = Annotated[uuid.UUID, Field(description="The id returned when the item was created (a UUID)")]
+Limit = Annotated[int, Field(ge=1, le=200, description="At most this many items")]
+
+
+class ToolFailure(ToolError):
+    """A failure whose message is written for the caller and safe to keep in the audit log."""
+
+
+class NotFound(ToolFailure):
+    """The item does not exist for this caller (other tenants' and users' rows look the same)."""
+
+    def __init__(self, kind: str, item_id: uuid.UUID | str) -> None:
+        super().__init__(f"{kind} {item_id} not found")
+
+
+@dataclass
+class ToolCall:
+    """The tool call in progress, as the gate saw it."""
+
+    tool: str
+    identity: contract.Identity
+    request_id: str | None
+    audited: bool = False
+
+
+_current_call: ContextVar[ToolCall | None] = ContextVar("mcp_app_tool_call", default=None)
+
+
+def current_call() -> ToolCall:
+    """The call the gate is running; a tool body reached any other way is refused."""
+    call = _current_call.get()
+    if call is None:
+        raise ToolFailure("no authenticated caller for this request")
+    return call
+
+
+@dataclass
+class Tx:
+    """A tool's transaction: the connection, the caller, and what the audit row should say."""
+
+    conn: asyncpg.Connection
+    identity: contract.Identity
+    target: str | None = None
+    detail: str = ""
+
+
+async def write_audit(
+    conn: asyncpg.Connection, call: ToolCall, outcome: str, target: str | None = None, detail: str = ""
+) -> None:
+    """One audit row; never pass document bodies or credentials as detail."""
+    await conn.execute(
+        "INSERT INTO audit_events (tool, target_id, outcome, request_id, detail) VALUES ($1, $2, $3, $4, $5)",
+        call.tool[:_AUDIT_TOOL_MAX],
+        target[:_AUDIT_TARGET_MAX] if target else None,
+        outcome,
+        call.request_id[:_AUDIT_REQUEST_ID_MAX] if call.request_id else None,
+        detail[:_AUDIT_DETAIL_MAX],
+    )
+    call.audited = True
+    # Only known names become label values, so a caller cannot grow the metric without bound.
+    TOOL_CALLS.labels(call.tool if call.tool in contract.TOOL_PERMISSIONS else "unknown", outcome).inc()
+
+
+def _database_failure(exc: asyncpg.PostgresError) -> ToolFailure | None:
+    """A constraint the input broke, said plainly; None for anything that is our fault."""
+    if isinstance(exc, asyncpg.CheckViolationError):
+        return ToolFailure(f"a value is out of range or not allowed ({exc.constraint_name or 'check'})")
+    if isinstance(exc, asyncpg.ForeignKeyViolationError):
+        return ToolFailure("a referenced item does not exist")
+    if isinstance(exc, asyncpg.UniqueViolationError):
+        return ToolFailure("an item with these values already exists")
+    if isinstance(exc, (asyncpg.DataError, asyncpg.ProgramLimitExceededError)):
+        return ToolFailure("a value was refused by the database (too long or malformed)")
+    return None
+
+
+class Toolbox:
+    """The tenant database as tools see it: one audited transaction per call."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @contextlib.asynccontextmanager
+    async def call(self, *, audit: bool = True) -> AsyncIterator[Tx]:
+        """Run the tool body in the caller's tenant transaction and audit its outcome."""
+        call = current_call()
+        tx: Tx | None = None
+        try:
+            async with self.db.transaction(call.identity) as conn:
+                tx = Tx(conn, call.identity)
+                yield tx
+                if audit:
+                    await write_audit(conn, call, OUTCOME_SUCCESS, tx.target, tx.detail)
+        except ToolFailure as exc:
+            if audit:
+                await self.audit_apart(call, OUTCOME_ERROR, tx.target if tx else None, str(exc))
+            raise
+        except asyncpg.PostgresError as exc:
+            failure = _database_failure(exc)
+            if failure is None:
+                raise self._internal(call, exc) from exc
+            if audit:
+                await self.audit_apart(call, OUTCOME_ERROR, tx.target if tx else None, str(failure))
+            raise failure from exc
+        except Exception as exc:
+            raise self._internal(call, exc) from exc
+
+    def _internal(self, call: ToolCall, exc: Exception) -> ToolFailure:
+        # The traceback stays in the server log; the caller gets the request id to quote.
+        log.error("tool failed", exc_info=exc, extra={"tool": call.tool, "request_id": call.request_id})
+        return ToolFailure(f"internal error in {call.tool}; quote request id {call.request_id or 'n/a'} to the operator")
+
+    async def audit_apart(self, call: ToolCall, outcome: str, target: str | None, detail: str) -> None:
+        """An audit row in its own transaction (denied and failed calls have nothing to commit)."""
+        try:
+            async with self.db.transaction(call.identity) as conn:
+                await write_audit(conn, call, outcome, target, detail)
+        except Exception:  # the caller already gets an error; never mask it with an audit failure
+            log.exception("audit write failed", extra={"tool": call.tool, "outcome": outcome})
+
+
+class ToolGate:
+    """MCP server middleware: identity and permission check around tools and resources."""
+
+    def __init__(self, toolbox: Toolbox) -> None:
+        self.toolbox = toolbox
+
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        if ctx.method != "tools/call" and ctx.method not in contract.METHOD_PERMISSIONS:
+            return await call_next(ctx)
+        identity = identity_of(ctx.request)
+        if identity is None:  # the HTTP middleware refuses these first; fail closed regardless
+            raise MCPError(code=INVALID_REQUEST, message="no authenticated caller")
+        params: Mapping[str, Any] = ctx.params or {}
+        name = params.get("name") if ctx.method == "tools/call" else None
+        call = ToolCall(
+            tool=name if isinstance(name, str) else ctx.method,
+            identity=identity,
+            request_id=_request_id(ctx.request),
+        )
+        token = _current_call.set(call)
+        try:
+            if ctx.method == "tools/call":
+                return await self._tool(ctx, call_next, call)
+            needed = contract.METHOD_PERMISSIONS[ctx.method]
+            if not identity.has(needed):
+                raise MCPError(code=INVALID_REQUEST, message=_denied_message(ctx.method, needed, identity))
+            return await call_next(ctx)
+        finally:
+            _current_call.reset(token)
+
+    async def _tool(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, call: ToolCall) -> HandlerResult:
+        needed = contract.TOOL_PERMISSIONS.get(call.tool)
+        if needed is not None and not call.identity.has(needed):
+            message = _denied_message(f"the tool {call.tool}", needed, call.identity)
+            await self.toolbox.audit_apart(call, OUTCOME_DENIED, None, f"missing permission {needed}")
+            return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
+        started = time.perf_counter()
+        result = await call_next(ctx)
+        if call.tool in contract.TOOL_PERMISSIONS:
+            TOOL_SECONDS.labels(call.tool).observe(time.perf_counter() - started)
+        if getattr(result, "is_error", False) and not call.audited:
+            # Rejected before the body ran (unknown tool, arguments outside the schema); the
+            # SDK's message may quote the arguments, so the audit row keeps only the fact.
+            await self.toolbox.audit_apart(call, OUTCOME_ERROR, None, "invalid arguments or unknown tool")
+        return result
+
+
+def _denied_message(what: str, needed: str, identity: contract.Identity) -> str:
+    held = contract.format_permissions(identity.permissions) or "none"
+    return (
+        f"permission denied: {what} needs the '{needed}' permission (scope {contract.scope_for(needed)}); "
+        f"you have: {held}"
+    )
+
+
+def _request_id(request: object) -> str | None:
+    headers = getattr(request, "headers", None)
+    return headers.get(contract.HEADER_REQUEST_ID) if headers is not None else None
+
+
+def out(record: Mapping[str, Any], *, exclude: tuple[str, ...] = ("owner_id",)) -> dict[str, Any]:
+    """A database row as JSON-friendly output (ids and times as strings)."""
+    result: dict[str, Any] = {}
+    for key, value in record.items():
+        if key in exclude:
+            continue
+        if isinstance(value, uuid.UUID):
+            value = str(value)
+        elif isinstance(value, (dt.datetime, dt.date)):
+            value = value.isoformat()
+        elif isinstance(value, list):
+            value = list(value)
+        result[key] = value
+    return result
+
+
+def utc(value: dt.datetime) -> dt.datetime:
+    """A datetime with a zone; naive input is taken as UTC (documented in docs/app.md)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+# Row helpers. Table and column names come from the tool code, never from input; RLS and the
+# tenant search path decide which rows exist, so another tenant's or user's id is "not found".
+async def fetch_by_id(conn: asyncpg.Connection, table: str, item_id: uuid.UUID) -> asyncpg.Record | None:
+    return await conn.fetchrow(f"SELECT * FROM {table} WHERE id = $1", item_id)
+
+
+async def update_by_id(
+    conn: asyncpg.Connection, table: str, item_id: uuid.UUID, changes: Mapping[str, Any], *, touch: bool = True
+) -> asyncpg.Record | None:
+    """Apply the non-None changes; None when the row does not exist for this caller."""
+    fields = {k: v for k, v in changes.items() if v is not None}
+    if not fields:
+        raise ToolFailure("nothing to update: give at least one field to change")
+    assignments = [f"{column} = ${i}" for i, column in enumerate(fields, start=2)]
+    if touch:
+        assignments.append("updated_at = now()")
+    sql = f"UPDATE {table} SET {', '.join(assignments)} WHERE id = $1 RETURNING *"
+    return await conn.fetchrow(sql, item_id, *fields.values())
+
+
+async def delete_by_id(conn: asyncpg.Connection, table: str, item_id: uuid.UUID) -> bool:
+    return await conn.fetchval(f"DELETE FROM {table} WHERE id = $1 RETURNING true", item_id) is not None

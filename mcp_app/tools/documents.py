@@ -1,0 +1,226 @@
+"""Documents: text, base64 uploads, external links; list, get, full-text search, delete."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import hashlib
+import math
+import urllib.parse
+from typing import Annotated, Any
+
+import asyncpg
+from mcp.server.mcpserver import MCPServer
+from pydantic import Field
+
+from mcp_app.tools.base import Limit, NotFound, RowId, Toolbox, ToolFailure, delete_by_id, fetch_by_id, out
+
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+# The base64 text of the largest upload, so oversize input is refused before it is decoded.
+MAX_UPLOAD_BASE64_CHARS = 4 * math.ceil(MAX_UPLOAD_BYTES / 3)
+# The MCP transport must accept a maximal upload plus its JSON-RPC envelope.
+MAX_REQUEST_BODY_BYTES = MAX_UPLOAD_BASE64_CHARS + 1024 * 1024
+MAX_TEXT_CHARS = 1_000_000
+MAX_URL_CHARS = 2048
+ALLOWED_LINK_SCHEMES = ("http", "https")
+# Types people keep as personal documents; anything executable or scriptable stays out.
+ALLOWED_CONTENT_TYPES = (
+    "text/plain",
+    "text/markdown",
+    "text/csv",
+    "application/json",
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+)
+# Uploads whose bytes are text get their body indexed for search.
+_TEXT_TYPES = ("text/plain", "text/markdown", "text/csv", "application/json")
+_LIST_COLUMNS = "id, kind, title, content_type, size_bytes, sha256, url, tags, created_at"
+
+
+class DocumentKind(enum.StrEnum):
+    """How a document was added."""
+
+    TEXT = "text"
+    UPLOAD = "upload"
+    LINK = "link"
+
+
+Title = Annotated[str, Field(min_length=1, max_length=200)]
+Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(max_length=20)]
+
+
+def decode_upload(data_base64: str) -> bytes:
+    """The uploaded bytes; ToolFailure for oversize or malformed base64 (checked before decoding)."""
+    if len(data_base64) > MAX_UPLOAD_BASE64_CHARS:
+        approx_mb = len(data_base64) * 3 / 4 / (1024 * 1024)
+        raise ToolFailure(f"upload too large: about {approx_mb:.1f} MB decoded; the limit is {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+    try:
+        data = base64.b64decode(data_base64, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ToolFailure("data_base64 is not valid base64 (standard alphabet, with padding)") from exc
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise ToolFailure(f"upload too large: {len(data)} bytes; the limit is {MAX_UPLOAD_BYTES} bytes")
+    if not data:
+        raise ToolFailure("upload is empty")
+    return data
+
+
+def check_link(url: str) -> str:
+    """An http(s) URL with a host; `javascript:`, `data:`, `file:` and the like are refused."""
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise ToolFailure("url must not contain spaces or control characters")
+    parts = urllib.parse.urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ALLOWED_LINK_SCHEMES:
+        raise ToolFailure(f"only http and https links are allowed; got scheme {scheme or '(none)'!r}")
+    if not parts.hostname:
+        raise ToolFailure("url has no host")
+    return url
+
+
+def _searchable(data: bytes, content_type: str) -> str:
+    if content_type not in _TEXT_TYPES:
+        return ""
+    return data.decode("utf-8", errors="replace").replace("\x00", "")[:MAX_TEXT_CHARS]
+
+
+async def fetch_documents(conn: asyncpg.Connection, kind: DocumentKind | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT {_LIST_COLUMNS} FROM documents WHERE ($1::text IS NULL OR kind = $1) ORDER BY created_at DESC LIMIT $2",
+        kind.value if kind else None,
+        limit,
+    )
+    return [out(r) for r in rows]
+
+
+def register(server: MCPServer, box: Toolbox) -> None:
+    async def insert(tx_conn: asyncpg.Connection, **values: Any) -> asyncpg.Record:
+        columns = ", ".join(values)
+        params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
+        return await tx_conn.fetchrow(
+            f"INSERT INTO documents ({columns}) VALUES ({params}) RETURNING {_LIST_COLUMNS}", *values.values()
+        )
+
+    @server.tool(name="create_document", description="Save a text document (notes, drafts; Markdown welcome).")
+    async def create_document(
+        title: Title, content: Annotated[str, Field(max_length=MAX_TEXT_CHARS)], tags: Tags = []
+    ) -> dict[str, Any]:
+        async with box.call() as tx:
+            body = content.replace("\x00", "")
+            row = await insert(
+                tx.conn,
+                kind=DocumentKind.TEXT.value,
+                title=title,
+                content=body,
+                content_type="text/markdown",
+                size_bytes=len(body.encode()),
+                sha256=hashlib.sha256(body.encode()).hexdigest(),
+                tags=tags,
+            )
+            tx.target = str(row["id"])
+            return out(row)
+
+    @server.tool(
+        name="upload_document",
+        description=(
+            f"Upload a file as base64 (at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB decoded). "
+            f"Allowed content types: {', '.join(ALLOWED_CONTENT_TYPES)}."
+        ),
+    )
+    async def upload_document(
+        title: Title,
+        content_type: Annotated[str, Field(max_length=100, description="one of the allowed content types")],
+        data_base64: Annotated[str, Field(description="the file's bytes, standard base64")],
+        tags: Tags = [],
+    ) -> dict[str, Any]:
+        async with box.call() as tx:
+            media_type = content_type.split(";", 1)[0].strip().lower()
+            if media_type not in ALLOWED_CONTENT_TYPES:
+                raise ToolFailure(
+                    f"content type {media_type[:100]!r} is not allowed; use one of {', '.join(ALLOWED_CONTENT_TYPES)}"
+                )
+            data = decode_upload(data_base64)
+            digest = hashlib.sha256(data).hexdigest()
+            row = await insert(
+                tx.conn,
+                kind=DocumentKind.UPLOAD.value,
+                title=title,
+                content=_searchable(data, media_type),
+                content_type=media_type,
+                size_bytes=len(data),
+                sha256=digest,
+                data=data,
+                tags=tags,
+            )
+            tx.target = str(row["id"])
+            tx.detail = f"{media_type}, {len(data)} bytes"
+            return out(row)
+
+    @server.tool(name="create_external_document", description="Save a link to a web page (http or https only).")
+    async def create_external_document(
+        title: Title,
+        url: Annotated[str, Field(min_length=1, max_length=MAX_URL_CHARS)],
+        description: Annotated[str, Field(max_length=5000)] = "",
+        tags: Tags = [],
+    ) -> dict[str, Any]:
+        async with box.call() as tx:
+            row = await insert(
+                tx.conn,
+                kind=DocumentKind.LINK.value,
+                title=title,
+                content=description,
+                content_type="text/uri-list",
+                url=check_link(url),
+                tags=tags,
+            )
+            tx.target = str(row["id"])
+            return out(row)
+
+    @server.tool(name="list_documents", description="Your documents, newest first (metadata only).")
+    async def list_documents(kind: DocumentKind | None = None, limit: Limit = 50) -> dict[str, Any]:
+        async with box.call() as tx:
+            return {"documents": await fetch_documents(tx.conn, kind, limit)}
+
+    @server.tool(name="get_document", description="One document: text body, link, or (include_data) the file as base64.")
+    async def get_document(document_id: RowId, include_data: bool = False) -> dict[str, Any]:
+        async with box.call() as tx:
+            tx.target = str(document_id)
+            row = await fetch_by_id(tx.conn, "documents", document_id)
+            if row is None:
+                raise NotFound("document", document_id)
+            result = out(row, exclude=("owner_id", "search", "data"))
+            if row["kind"] == DocumentKind.UPLOAD.value and include_data:
+                result["data_base64"] = base64.b64encode(row["data"]).decode()
+            return result
+
+    @server.tool(name="search_documents", description="Full-text search over titles and bodies, ranked, with snippets.")
+    async def search_documents(
+        query: Annotated[str, Field(min_length=1, max_length=200, description="words, \"phrases\", -excluded, or")],
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+    ) -> dict[str, Any]:
+        async with box.call() as tx:
+            tsquery = await tx.conn.fetchval("SELECT websearch_to_tsquery('english', $1)::text", query)
+            if not tsquery:
+                raise ToolFailure("the query has no searchable words (only stop words or punctuation)")
+            rows = await tx.conn.fetch(
+                "SELECT id, kind, title, url, content_type, created_at, ts_rank(search, q) AS rank, "
+                "ts_headline('english', CASE WHEN content = '' THEN title ELSE content END, q, "
+                "'MaxWords=30, MinWords=10, MaxFragments=2, StartSel=**, StopSel=**') AS snippet "
+                "FROM documents, websearch_to_tsquery('english', $1) AS q "
+                "WHERE search @@ q ORDER BY rank DESC, created_at DESC LIMIT $2",
+                query,
+                limit,
+            )
+            return {"query": query, "results": [{**out(r), "rank": round(float(r["rank"]), 4)} for r in rows]}
+
+    @server.tool(name="delete_document", description="Delete a document.")
+    async def delete_document(document_id: RowId) -> dict[str, Any]:
+        async with box.call() as tx:
+            tx.target = str(document_id)
+            if not await delete_by_id(tx.conn, "documents", document_id):
+                raise NotFound("document", document_id)
+            return {"deleted": str(document_id)}
