@@ -1,0 +1,112 @@
+"""Phase 2: route a credential to exactly one provider, without calling any provider's API.
+
+JWTs go to the provider that owns their unverified `iss`; `ya29.` tokens to Google;
+`gho_`/`ghu_`/`ghp_`/`github_pat_` to GitHub; `mcp_sk_…` and `x-api-key` to API keys.
+Anything else is compared against the API keys too (the single MCP_HTTP_API_KEY may have any
+form), which costs one hash and never leaves the process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from authz_service.credentials import Credential
+from authz_service.errors import InvalidToken
+
+if TYPE_CHECKING:
+    import httpx
+
+    from mcp_pa.settings import Settings
+
+GOOGLE_ACCESS_TOKEN_PREFIX = "ya29."
+GITHUB_TOKEN_PREFIXES = ("gho_", "ghu_", "ghp_", "github_pat_")
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """What a provider verified about the caller, before tenancy and policy."""
+
+    provider: str
+    subject: str
+    email: str | None = None
+    email_verified: bool = False
+    name: str | None = None
+    scopes: frozenset[str] | None = None  # permissions the token itself grants (mcp:* scopes), if any
+    tenant_id: str | None = None  # fixed tenant (API key records)
+    permissions: frozenset[str] | None = None  # fixed permissions (API key records)
+    expires_at: float | None = None  # epoch seconds; bounds how long the identity may be cached
+    groups: tuple[str, ...] = ()  # e.g. GitHub organisations, for policy
+
+    @property
+    def user_id(self) -> str:
+        return f"{self.provider}:{self.subject}"
+
+
+class Provider(Protocol):
+    """One way of verifying a credential: `providers/<name>.py`."""
+
+    name: str
+
+    async def verify(self, token: str) -> Principal: ...
+
+
+class JWTProvider(Provider, Protocol):
+    """A provider of signed JWTs, chosen by the token's exact `iss`."""
+
+    issuers: tuple[str, ...]
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2
+
+
+class ProviderRegistry:
+    """Picks the provider of a credential from its shape alone."""
+
+    def __init__(
+        self,
+        apikey: Provider,
+        jwt_providers: list[JWTProvider],
+        google_access: Provider | None,
+        github: Provider | None,
+    ) -> None:
+        self.apikey = apikey
+        self.google_access = google_access
+        self.github = github
+        self.by_issuer: dict[str, JWTProvider] = {}
+        for provider in jwt_providers:
+            for issuer in provider.issuers:
+                if issuer in self.by_issuer:
+                    raise ValueError(f"issuer {issuer!r} is configured for two providers")
+                self.by_issuer[issuer] = provider
+
+    def route(self, credential: Credential) -> Provider:
+        """The one provider for this credential; raises InvalidToken when nobody accepts its kind."""
+        token = credential.value
+        if credential.is_api_key:
+            return self.apikey
+        if token.startswith(GOOGLE_ACCESS_TOKEN_PREFIX):
+            if self.google_access is None:
+                raise InvalidToken("Google sign-in is not configured on this server")
+            return self.google_access
+        if token.startswith(GITHUB_TOKEN_PREFIXES):
+            if self.github is None:
+                raise InvalidToken("GitHub sign-in is not enabled on this server")
+            return self.github
+        if token.count(".") == 4:
+            raise InvalidToken("encrypted tokens (JWE) are not accepted")
+        if looks_like_jwt(token):
+            from authz_service.providers.jwt import unverified_issuer
+
+            issuer = unverified_issuer(token)
+            provider = self.by_issuer.get(issuer)
+            if provider is None:
+                raise InvalidToken("the token's issuer is not accepted by this server")
+            return provider
+        return self.apikey
+
+
+def build_registry(settings: "Settings", client: "httpx.AsyncClient", apikey: Provider) -> ProviderRegistry:
+    """The registry of every provider the settings enable."""
+    return ProviderRegistry(apikey=apikey, jwt_providers=[], google_access=None, github=None)

@@ -1,0 +1,142 @@
+"""`mcp-pa authz`: the ext_authz gRPC server (grpc.aio), health service and Prometheus metrics.
+
+`--workers N` (N > 1) runs N copies of this process on one port with SO_REUSEPORT; the parent
+only supervises and forwards SIGTERM. SIGTERM/SIGINT stop gracefully: health turns
+NOT_SERVING, in-flight checks finish (5 s grace), then the process exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import grpc
+import httpx
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from mcp_pa import logs
+from mcp_pa.settings import Settings, get_settings
+
+from authz_service.pipeline import Pipeline, build_pipeline
+from authz_service.proto import external_auth_pb2, external_auth_pb2_grpc
+from authz_service.providers.http import make_client
+
+log = logging.getLogger("authz.server")
+
+SERVICE_NAME = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].full_name
+GRACE_SECONDS = 5.0
+
+
+class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
+    """envoy.service.auth.v3.Authorization: every Check goes through the pipeline."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self._check = pipeline.check
+
+    async def Check(self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext) -> external_auth_pb2.CheckResponse:  # noqa: N802 (gRPC name)
+        return await self._check(request)
+
+
+@dataclass
+class Running:
+    """A started server: its bound port, pipeline and health servicer."""
+
+    server: grpc.aio.Server
+    port: int
+    pipeline: Pipeline
+    health: health.aio.HealthServicer
+    client: httpx.AsyncClient
+
+    async def stop(self, grace: float = GRACE_SECONDS) -> None:
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace)
+        await self.client.aclose()
+
+
+async def start(settings: Settings, listen: str) -> Running:
+    """Build the pipeline and serve it on listen (HOST:PORT; port 0 picks a free one)."""
+    client = make_client(settings.provider_timeout)
+    pipeline = build_pipeline(settings, client)
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 1),
+            ("grpc.max_receive_message_length", 1 << 20),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.max_pings_without_data", 0),
+        ]
+    )
+    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(AuthorizationService(pipeline), server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    port = server.add_insecure_port(listen)
+    if port == 0:
+        raise ValueError(f"cannot listen on {listen}")
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    return Running(server, port, pipeline, health_servicer, client)
+
+
+def _split_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--listen {listen!r} must be HOST:PORT")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+async def _serve(settings: Settings, listen: str, metrics_port: int) -> None:
+    running = await start(settings, listen)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, addr=_split_listen(listen)[0])
+    log.info("authz listening", extra={"listen": listen, "port": running.port, "metrics_port": metrics_port or None})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("authz stopping")
+    await running.stop()
+
+
+def _supervise(args: argparse.Namespace, metrics_port: int) -> int:
+    """Run args.workers single-worker children on one port (SO_REUSEPORT) until SIGTERM."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mcp_pa", "authz", "--listen", args.listen, "--workers", "1",
+             "--metrics-port", str(metrics_port + i if metrics_port else 0)]
+        )
+        for i in range(args.workers)
+    ]
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    codes = [child.wait() for child in children]
+    return max(codes, key=abs)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of `mcp-pa authz --listen H:P [--metrics-port N] [--workers N]`."""
+    settings = get_settings()
+    logs.configure(settings.log_level)
+    _split_listen(args.listen)
+    metrics_port = settings.authz_metrics_port if args.metrics_port is None else args.metrics_port
+    if args.workers < 1:
+        raise ValueError("--workers must be at least 1")
+    if args.workers > 1:
+        if _split_listen(args.listen)[1] == 0:
+            raise ValueError("--workers > 1 needs a fixed port in --listen")
+        return _supervise(args, metrics_port)
+    asyncio.run(_serve(settings, args.listen, metrics_port))
+    return 0
