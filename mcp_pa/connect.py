@@ -1,0 +1,533 @@
+"""`mcp-pa connect`: a stdio ↔ Streamable HTTP bridge for MCP clients that only launch local commands.
+
+Claude Desktop's `command` servers and older tools speak newline-delimited JSON-RPC on a child
+process's stdin/stdout. The bridge POSTs each message to the remote `/mcp` endpoint through
+Envoy with the credential attached, and writes the answers (a JSON body or SSE `data:` events)
+back one per line. HTTP statuses the front door answers by itself (401, 403, 429, 503) become
+JSON-RPC errors that tell the user what to do. stdout is the protocol channel: nothing but
+JSON-RPC is ever written there, and the credential is never written anywhere.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import shlex
+import ssl
+import sys
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Iterator
+
+import httpx
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, NAME_BEARING_METHODS, encode_header_value
+from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, PROTOCOL_VERSION_META_KEY
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from mcp_pa import contract, logs
+from mcp_pa.settings import is_loopback_url
+
+log = logging.getLogger("mcp_pa.connect")
+
+MCP_SESSION_ID_HEADER = "mcp-session-id"
+ACCEPT = "application/json, text/event-stream"
+
+# JSON-RPC codes for statuses the front door answers itself. They sit in the implementation-
+# defined server range (-32000..-32099) away from the codes the SDK gives a meaning to
+# (-32000 closed, -32001 timeout, -32020..-32022 version negotiation), so a client's
+# era-negotiation logic treats them as ordinary failures.
+UNAUTHORIZED = -32010
+FORBIDDEN = -32011
+RATE_LIMITED = -32012
+UNAVAILABLE = -32013
+
+TOKEN_COMMAND_TIMEOUT = 60.0
+HTTP_TIMEOUT = httpx.Timeout(30.0, read=300.0)  # tool calls and SSE streams may be slow
+
+
+class BridgeError(Exception):
+    """A failure that reaches the client as one JSON-RPC error (code, readable message, data)."""
+
+    def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+
+class Credential:
+    """No credential: requests go out bare and the server's 401 explains what to pass."""
+
+    refreshable = False
+
+    async def headers(self) -> dict[str, str]:
+        return {}
+
+    async def refresh(self, used: dict[str, str]) -> None:
+        """Get a fresh credential after `used` was refused (only the token command can)."""
+
+    def describe(self) -> str:
+        return "no credential"
+
+    def unauthorized_hint(self) -> str:
+        return "This server needs a credential: start the bridge with --api-key-env NAME or --token-command CMD."
+
+
+class ApiKeyCredential(Credential):
+    """An API key sent as `x-api-key` on every request."""
+
+    def __init__(self, env_name: str, key: str) -> None:
+        self._env_name = env_name
+        self._key = key
+
+    async def headers(self) -> dict[str, str]:
+        return {contract.HEADER_API_KEY: self._key}
+
+    def describe(self) -> str:
+        return f"API key from ${self._env_name} (fingerprint {logs.fingerprint(self._key)})"
+
+    def unauthorized_hint(self) -> str:
+        return f"Check that ${self._env_name} holds a current API key for this server (not revoked or expired)."
+
+
+class TokenCommandCredential(Credential):
+    """A bearer token printed by a command; the command runs again when the server refuses it."""
+
+    refreshable = True
+
+    def __init__(self, command: str) -> None:
+        self._argv = shlex.split(command)
+        if not self._argv:
+            raise ValueError("--token-command is empty")
+        self._token: str | None = None
+        self._lock = asyncio.Lock()  # concurrent 401s share one re-run of the command
+
+    async def headers(self) -> dict[str, str]:
+        async with self._lock:
+            if self._token is None:
+                self._token = await self._run()
+            return {contract.HEADER_AUTHORIZATION: f"Bearer {self._token}"}
+
+    async def refresh(self, used: dict[str, str]) -> None:
+        async with self._lock:
+            if self._token is not None and used.get(contract.HEADER_AUTHORIZATION) == f"Bearer {self._token}":
+                self._token = await self._run()
+
+    async def _run(self) -> str:
+        name = self._argv[0]
+        try:
+            # stdin is the protocol channel, so the command gets /dev/null; its stderr is ours
+            # (a log, never the protocol), so prompts and errors stay visible to the user.
+            proc = await asyncio.create_subprocess_exec(
+                *self._argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE
+            )
+        except OSError as exc:
+            raise BridgeError(UNAUTHORIZED, f"Cannot run the token command {name!r}: {exc.strerror or exc}.") from exc
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), TOKEN_COMMAND_TIMEOUT)
+        except asyncio.TimeoutError as exc:
+            proc.kill()
+            await proc.wait()
+            raise BridgeError(
+                UNAUTHORIZED, f"The token command {name!r} did not finish within {TOKEN_COMMAND_TIMEOUT:.0f} s."
+            ) from exc
+        if proc.returncode != 0:
+            raise BridgeError(
+                UNAUTHORIZED,
+                f"The token command {name!r} failed with exit status {proc.returncode}; run it in a terminal to see why.",
+            )
+        token = out.decode("utf-8", "replace").strip()
+        if not token or any(c.isspace() for c in token):
+            raise BridgeError(
+                UNAUTHORIZED, f"The token command {name!r} must print exactly one token (no spaces), and printed something else."
+            )
+        log.info("token command produced a token", extra={"token": logs.fingerprint(token)})
+        return token
+
+    def describe(self) -> str:
+        return f"bearer token from the command {self._argv[0]!r}"
+
+    def unauthorized_hint(self) -> str:
+        return (
+            f"The token from {self._argv[0]!r} was refused even after running the command again; "
+            "check that it prints a current token issued for this server."
+        )
+
+
+# --- mapping HTTP failures to JSON-RPC errors -------------------------------------------------
+
+_AUTH_PARAM = re.compile(r'(\w+)="([^"]*)"')
+
+
+def _deny_details(response: httpx.Response, body: bytes) -> dict[str, Any]:
+    """What the server said about a denial: JSON body fields, WWW-Authenticate params, Retry-After."""
+    details: dict[str, Any] = {"status": response.status_code}
+    challenge = response.headers.get("www-authenticate", "")
+    for key, value in _AUTH_PARAM.findall(challenge):
+        if key in ("error", "error_description", "scope", "resource_metadata"):
+            details[key] = value
+    try:
+        parsed = json.loads(body) if body else None
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        for key in ("error", "error_description"):
+            if isinstance(parsed.get(key), str):
+                details[key] = parsed[key]
+    retry_after = response.headers.get("retry-after", "")
+    if retry_after.isdigit():
+        details["retry_after"] = int(retry_after)
+    return details
+
+
+def status_error(response: httpx.Response, body: bytes, credential: Credential) -> BridgeError:
+    """The JSON-RPC error for an HTTP failure status, with a message that says what to do."""
+    details = _deny_details(response, body)
+    status = response.status_code
+    said = f": {details['error_description']}" if details.get("error_description") else ""
+    wait = f"{details['retry_after']} seconds" if "retry_after" in details else "a little while"
+    if status == 401:
+        return BridgeError(UNAUTHORIZED, f"Not authenticated (HTTP 401{said}). {credential.unauthorized_hint()}", details)
+    if status == 403:
+        if details.get("error") == "insufficient_scope":
+            scope = details.get("scope", "a scope")
+            return BridgeError(
+                FORBIDDEN,
+                f"Permission denied (HTTP 403): this needs {scope}, which your credential does not grant. "
+                "Ask the tenant's admin for the permission, or use a credential that has it.",
+                details,
+            )
+        return BridgeError(
+            FORBIDDEN,
+            f"Access denied (HTTP 403{said}). Your credential is valid but the server's policy refuses it; "
+            "contact the server's administrator.",
+            details,
+        )
+    if status == 429:
+        return BridgeError(RATE_LIMITED, f"Rate limited (HTTP 429): too many requests. Wait {wait} and try again.", details)
+    if status == 503:
+        return BridgeError(
+            UNAVAILABLE,
+            f"Server unavailable (HTTP 503{said}): the authorization service or an identity provider could not "
+            f"be reached. Try again in {wait}.",
+            details,
+        )
+    if 300 <= status < 400:
+        where = response.headers.get("location", "another URL")
+        return BridgeError(
+            INVALID_REQUEST, f"The server redirected to {where}; use that URL with `mcp-pa connect` (HTTP {status}).", details
+        )
+    return BridgeError(INTERNAL_ERROR, f"The server answered HTTP {status}{said}.", details)
+
+
+# --- framing --------------------------------------------------------------------------------
+
+
+def _error_message(request_id: Any, error: BridgeError) -> dict[str, Any]:
+    payload: dict[str, Any] = {"code": error.code, "message": error.message}
+    if error.data is not None:
+        payload["data"] = error.data
+    return {"jsonrpc": "2.0", "id": request_id, "error": payload}
+
+
+def _is_request(message: dict[str, Any]) -> bool:
+    return "method" in message and "id" in message
+
+
+def _jsonrpc_error_body(body: bytes) -> dict[str, Any] | None:
+    """A JSON-RPC error object in a non-2xx body (the SDK answers 400/404 that way), else None."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    if isinstance(parsed, dict) and parsed.get("jsonrpc") == "2.0" and isinstance(parsed.get("error"), dict):
+        return parsed
+    return None
+
+
+@dataclass
+class _SSEParser:
+    """Incremental text/event-stream parser yielding the `data` of each complete event."""
+
+    _data: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> Iterator[str]:
+        if line == "":
+            if self._data:
+                yield "\n".join(self._data)
+            self._data = []
+        elif line.startswith("data:"):
+            value = line[5:]
+            self._data.append(value[1:] if value.startswith(" ") else value)
+        # `event:`, `id:`, `retry:` and comments need no handling: this transport resumes nothing.
+
+
+# --- the bridge -----------------------------------------------------------------------------
+
+
+@dataclass
+class _InFlight:
+    task: asyncio.Task[None]
+    modern: bool
+
+
+class Bridge:
+    """Relays JSON-RPC lines from stdin to the server and the answers back to stdout."""
+
+    def __init__(self, url: str, credential: Credential, client: httpx.AsyncClient, out: BinaryIO) -> None:
+        self.url = url
+        self.credential = credential
+        self.client = client
+        self.out = out
+        self.session_id: str | None = None
+        self.protocol_version: str | None = None  # negotiated by a handshake-era initialize
+        self._in_flight: dict[Any, _InFlight] = {}
+
+    def write(self, message: Any) -> None:
+        # One complete line per synchronous write: concurrent tasks never interleave a frame.
+        self.out.write(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+        self.out.flush()
+
+    async def run(self, lines: asyncio.Queue[bytes | None]) -> None:
+        async with asyncio.TaskGroup() as tasks:
+            while (line := await lines.get()) is not None:
+                if not line.strip():
+                    continue
+                try:
+                    message = json.loads(line)
+                except ValueError as exc:
+                    self.write(_error_message(None, BridgeError(PARSE_ERROR, f"Parse error: {exc}")))
+                    continue
+                if self._consume_cancellation(message):
+                    continue
+                task = tasks.create_task(self.relay(message))
+                if isinstance(message, dict) and _is_request(message):
+                    request_id = message["id"]
+                    self._in_flight[request_id] = _InFlight(task, self._modern_version(message) is not None)
+                    task.add_done_callback(lambda _t, rid=request_id: self._in_flight.pop(rid, None))
+
+    def _consume_cancellation(self, message: Any) -> bool:
+        """Abort a modern request's POST on `notifications/cancelled`; True means "do not POST".
+
+        From 2026-07-28 the HTTP wire has no client→server notifications: closing the request's
+        stream is the cancellation. Handshake-era cancellations are POSTed as before.
+        """
+        if not (isinstance(message, dict) and message.get("method") == "notifications/cancelled"):
+            return False
+        params = message.get("params") or {}
+        entry = self._in_flight.get(params.get("requestId")) if isinstance(params, dict) else None
+        if entry is None or not entry.modern:
+            return False
+        entry.task.cancel()
+        return True
+
+    @staticmethod
+    def _modern_version(message: dict[str, Any]) -> str | None:
+        params = message.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        version = meta.get(PROTOCOL_VERSION_META_KEY) if isinstance(meta, dict) else None
+        return version if isinstance(version, str) else None
+
+    def _message_headers(self, message: Any) -> dict[str, str]:
+        """Transport headers for one message, as the SDK's own HTTP client would send them."""
+        headers = {"accept": ACCEPT, "content-type": "application/json"}
+        if self.session_id:
+            headers[MCP_SESSION_ID_HEADER] = self.session_id
+        if not isinstance(message, dict):
+            return headers  # a batch: only the session headers apply
+        method = message.get("method")
+        version = self._modern_version(message) or (None if method == "initialize" else self.protocol_version)
+        if version:
+            headers[MCP_PROTOCOL_VERSION_HEADER] = version
+        if isinstance(method, str):
+            # Mcp-Method/Mcp-Name let the front door check the tool's permission before the app.
+            headers[contract.HEADER_MCP_METHOD] = method
+            params = message.get("params")
+            name_key = NAME_BEARING_METHODS.get(method)
+            if name_key and isinstance(params, dict) and isinstance(params.get(name_key), str):
+                headers[contract.HEADER_MCP_NAME] = encode_header_value(params[name_key])
+        return headers
+
+    async def relay(self, message: Any) -> None:
+        """POST one message (retrying once with a fresh token on 401) and deliver the answer."""
+        request_id = message.get("id") if isinstance(message, dict) and _is_request(message) else None
+        try:
+            await self._post_and_deliver(message, request_id)
+        except BridgeError as exc:
+            self._fail(request_id, exc)
+        except httpx.HTTPError as exc:
+            self._fail(request_id, BridgeError(
+                CONNECTION_CLOSED,
+                f"Cannot reach {self.url}: {exc or type(exc).__name__}. Check the URL, that the server is running, "
+                "and --ca if it uses a private certificate authority.",
+            ))
+        except Exception:  # a bug here must cost one message, not the client's whole connection
+            log.exception("relaying a message failed")
+            self._fail(request_id, BridgeError(INTERNAL_ERROR, "The bridge failed to relay this message; see its log."))
+
+    def _fail(self, request_id: Any, error: BridgeError) -> None:
+        if request_id is not None:
+            self.write(_error_message(request_id, error))
+        else:
+            log.warning("message not delivered", extra={"reason": error.message})
+
+    async def _post_and_deliver(self, message: Any, request_id: Any) -> None:
+        body = json.dumps(message, separators=(",", ":")).encode()
+        for attempt in (1, 2):
+            credential_headers = await self.credential.headers()
+            headers = {**self._message_headers(message), **credential_headers}
+            request = self.client.build_request("POST", self.url, content=body, headers=headers)
+            response = await self.client.send(request, stream=True)
+            try:
+                if response.status_code == 401 and attempt == 1 and self.credential.refreshable:
+                    log.info("server answered 401; running the token command again")
+                    await self.credential.refresh(credential_headers)
+                    continue
+                await self._deliver(message, request_id, response)
+                return
+            finally:
+                await response.aclose()
+
+    async def _deliver(self, message: Any, request_id: Any, response: httpx.Response) -> None:
+        if response.status_code >= 300:
+            body = await response.aread()
+            if request_id is not None and (rpc_error := _jsonrpc_error_body(body)) is not None:
+                self.write({**rpc_error, "id": request_id})
+                return
+            raise status_error(response, body, self.credential)
+        self._remember_session(response)
+        if response.status_code in (202, 204):
+            if request_id is not None:
+                raise BridgeError(INVALID_REQUEST, "The server accepted the request but sent no answer (HTTP 202).")
+            return
+        content_type = response.headers.get("content-type", "").lower()
+        if content_type.startswith("text/event-stream"):
+            await self._deliver_events(request_id, response)
+        elif content_type.startswith("application/json"):
+            body = await response.aread()
+            try:
+                answer = json.loads(body)
+            except ValueError as exc:
+                raise BridgeError(PARSE_ERROR, f"The server's JSON answer could not be parsed: {exc}") from exc
+            self._remember_version(answer)
+            self.write(answer)
+        elif request_id is not None:
+            raise BridgeError(INVALID_REQUEST, f"The server answered with unexpected content type {content_type!r}.")
+
+    async def _deliver_events(self, request_id: Any, response: httpx.Response) -> None:
+        parser = _SSEParser()
+        async for line in response.aiter_lines():
+            for data in parser.feed(line):
+                try:
+                    event = json.loads(data)
+                except ValueError:
+                    log.warning("skipped an SSE event that is not JSON")
+                    continue
+                self._remember_version(event)
+                self.write(event)
+                if isinstance(event, dict) and event.get("id") == request_id and "method" not in event:
+                    return  # the answer to this request: the stream has nothing more for us
+        if request_id is not None:
+            raise BridgeError(CONNECTION_CLOSED, "The server's event stream ended without an answer.")
+
+    def _remember_session(self, response: httpx.Response) -> None:
+        if session_id := response.headers.get(MCP_SESSION_ID_HEADER):
+            self.session_id = session_id
+        if version := response.headers.get(MCP_PROTOCOL_VERSION_HEADER):
+            self.protocol_version = version
+
+    def _remember_version(self, answer: Any) -> None:
+        # A handshake-era initialize result names the version every later request must carry.
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if isinstance(result, dict) and isinstance(result.get("protocolVersion"), str) and "serverInfo" in result:
+            if result["protocolVersion"] not in MODERN_PROTOCOL_VERSIONS:
+                self.protocol_version = result["protocolVersion"]
+
+
+# --- process plumbing -----------------------------------------------------------------------
+
+
+def _claim_stdout() -> BinaryIO:
+    """Keep fd 1 for protocol frames only: stray prints and child output go to stderr instead."""
+    protocol = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return protocol
+
+
+def _start_stdin_reader(queue: asyncio.Queue[bytes | None]) -> None:
+    """Feed stdin lines into `queue`, then None at end of input.
+
+    A daemon thread reads, so any stdin (pipe, file, tty) works with no line-length cap, and a
+    read still blocked when the bridge stops cannot hold the process open.
+    """
+    loop = asyncio.get_running_loop()
+
+    def read() -> None:
+        for line in iter(sys.stdin.buffer.readline, b""):
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=read, name="stdin-reader", daemon=True).start()
+
+
+def build_credential(args: argparse.Namespace) -> Credential:
+    if args.token_command:
+        return TokenCommandCredential(args.token_command)
+    if args.api_key_env:
+        # The variable's name is the user's choice at launch, so this is the one place outside
+        # mcp_pa.settings that reads the environment; the bridge is a client, not a server process.
+        key = os.environ.get(args.api_key_env, "").strip()
+        if not key:
+            raise ValueError(f"--api-key-env {args.api_key_env}: that environment variable is not set or empty")
+        return ApiKeyCredential(args.api_key_env, key)
+    return Credential()
+
+
+def build_verify(ca: str | None) -> ssl.SSLContext | bool:
+    if ca is None:
+        return True
+    if not os.path.isfile(ca):
+        raise ValueError(f"--ca {ca}: no such file")
+    try:
+        return ssl.create_default_context(cafile=ca)
+    except ssl.SSLError as exc:
+        raise ValueError(f"--ca {ca}: not a PEM certificate bundle ({exc})") from exc
+
+
+def check_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not an http(s) URL; pass the server's MCP URL, e.g. https://mcp.example.com/mcp")
+    if parts.scheme == "http" and not is_loopback_url(url):
+        raise ValueError(f"{url!r}: refusing to send a credential over plain http to a remote host; use https")
+    return url
+
+
+async def serve(url: str, credential: Credential, verify: ssl.SSLContext | bool, out: BinaryIO) -> None:
+    queue: asyncio.Queue[bytes | None] = asyncio.Queue()
+    async with httpx.AsyncClient(verify=verify, timeout=HTTP_TIMEOUT, follow_redirects=False) as client:
+        _start_stdin_reader(queue)
+        await Bridge(url, credential, client, out).run(queue)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Entry point of `mcp-pa connect URL [--api-key-env NAME | --token-command CMD] [--ca FILE]`."""
+    logs.configure("INFO")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines are noise in a client's log
+    url = check_url(args.url)
+    credential = build_credential(args)
+    verify = build_verify(args.ca)
+    out = _claim_stdout()
+    log.info("bridge ready", extra={"url": url, "credential": credential.describe()})
+    asyncio.run(serve(url, credential, verify, out))
+    log.info("stdin closed; bridge stopped")
+    return 0
