@@ -130,6 +130,7 @@ def main(args: argparse.Namespace) -> int:
     """Entry point of `mcp-pa authz --listen H:P [--metrics-port N] [--workers N]`."""
     settings = get_settings()
     logs.configure(settings.log_level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry request URLs
     _split_listen(args.listen)
     metrics_port = settings.authz_metrics_port if args.metrics_port is None else args.metrics_port
     if args.workers < 1:

@@ -109,4 +109,34 @@ class ProviderRegistry:
 
 def build_registry(settings: "Settings", client: "httpx.AsyncClient", apikey: Provider) -> ProviderRegistry:
     """The registry of every provider the settings enable."""
-    return ProviderRegistry(apikey=apikey, jwt_providers=[], google_access=None, github=None)
+    from authz_service.providers.auth0 import Auth0Provider
+    from authz_service.providers.github import GitHubProvider
+    from authz_service.providers.google import GoogleAccessTokenProvider, GoogleIDTokenProvider
+    from authz_service.providers.jwks import JWKS
+    from authz_service.providers.oidc import OIDCProvider
+
+    cooldown = settings.jwks_refetch_cooldown
+    jwt_providers: list[JWTProvider] = []
+    google_access: Provider | None = None
+    if settings.google_client_id:
+        jwks = JWKS(settings.google_jwks_url, provider="google", client=client, cooldown=cooldown)
+        jwt_providers.append(GoogleIDTokenProvider(settings.google_client_id, jwks))
+        google_access = GoogleAccessTokenProvider(
+            settings.google_client_id, settings.google_tokeninfo_url, settings.google_userinfo_url, client
+        )
+    issuer, jwks_url = settings.auth0_issuer_url, settings.auth0_jwks
+    if issuer and jwks_url:
+        jwks = JWKS(jwks_url, provider="auth0", client=client, cooldown=cooldown)
+        jwt_providers.append(Auth0Provider(issuer, settings.auth0_audience or settings.resource_url, jwks))
+    jwt_providers += [OIDCProvider(p, client, cooldown) for p in settings.oidc_providers]
+    github = None
+    if settings.github_enabled:
+        github = GitHubProvider(
+            settings.github_api_url,
+            client,
+            settings.github_client_id,
+            settings.github_client_secret,
+            settings.github_allow_any_token,
+            settings.github_allowed_orgs,
+        )
+    return ProviderRegistry(apikey=apikey, jwt_providers=jwt_providers, google_access=google_access, github=github)
