@@ -480,9 +480,9 @@ def _start_stdin_reader(queue: asyncio.Queue[bytes | None]) -> None:
 
 
 def build_credential(args: argparse.Namespace) -> Credential:
-    if args.token_command:
+    if args.token_command is not None:
         return TokenCommandCredential(args.token_command)
-    if args.api_key_env:
+    if args.api_key_env is not None:
         # The variable's name is the user's choice at launch, so this is the one place outside
         # mcp_pa.settings that reads the environment; the bridge is a client, not a server process.
         key = os.environ.get(args.api_key_env, "").strip()

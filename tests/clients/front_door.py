@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator
 
+import anyio
 import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -62,6 +63,12 @@ def build_mcp_server() -> MCPServer:
     def echo(text: str) -> str:
         """Return the text unchanged."""
         return text
+
+    @server.tool()
+    async def slow() -> str:
+        """Outlast any test: only a cancellation ends this call."""
+        await anyio.sleep(600)
+        return "finished"
 
     for name in DENIALS:  # listed so clients may call them; the gate answers before they run
         server.tool(name=name)(lambda: "unreachable: the gate denies this tool")
