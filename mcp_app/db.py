@@ -59,9 +59,18 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+# Names PostgreSQL keeps for itself. The tenant_ prefix already keeps them apart, but an id
+# that names a system schema is a mistake or a probe, so the app refuses it outright.
+RESERVED_TENANT_IDS = frozenset({"public", "information_schema"})
+RESERVED_TENANT_PREFIX = "pg_"
+
+
 def schema_for(tenant_id: str) -> str:
     """The validated, quoted schema name of a tenant; ValueError before any SQL otherwise."""
-    return quote_ident(contract.tenant_schema(tenant_id))
+    schema = contract.tenant_schema(tenant_id)
+    if tenant_id in RESERVED_TENANT_IDS or tenant_id.startswith(RESERVED_TENANT_PREFIX):
+        raise ValueError(f"invalid tenant id {tenant_id!r}: reserved PostgreSQL schema name")
+    return quote_ident(schema)
 
 
 def _advisory_key(schema: str) -> int:

@@ -14,6 +14,7 @@ from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mcp_app.db import schema_for
 from mcp_pa import contract
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class IdentityMiddleware:
             return
         try:
             identity = contract.Identity.from_headers(Headers(scope=scope))
+            schema_for(identity.tenant_id)  # reserved names too, before any SQL
         except ValueError as exc:
             log.warning("request without a valid identity refused", extra={"path": scope["path"], "reason": str(exc)})
             await _unauthorized(send, str(exc))
