@@ -20,6 +20,10 @@ def _add_up(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--authz-port", type=int, default=contract.DEFAULT_AUTHZ_PORT)
     p.add_argument("--app-port", type=int, default=contract.DEFAULT_APP_PORT)
     p.add_argument("--state-dir", default=None, help="state directory (default .mcp-pa)")
+    p.add_argument(
+        "--behind-tls-proxy", action="store_true",
+        help="a platform terminates TLS in front: serve MCP on --http-port in plain HTTP on all interfaces (HSTS kept)",
+    )
     p.set_defaults(run=lambda a: _call("mcp_pa.up", a))
 
 

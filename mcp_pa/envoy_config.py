@@ -94,6 +94,9 @@ class EnvoyOptions:
     max_request_bytes: int | None = None
     authz_timeout: float | None = None  # seconds
     trusted_hops: int | None = None  # X-Forwarded-For hops to trust (load balancers in front)
+    # A platform in front (Fly.io, Render…) terminates TLS and forwards plain HTTP: the http
+    # listener then serves exactly what the https one does (HSTS included) and the https one goes.
+    behind_tls_proxy: bool = False
 
     def effective_public_url(self) -> str | None:
         if self.public_url:
@@ -237,6 +240,12 @@ def render(options: EnvoyOptions, base: Config | None = None) -> Config:
     if options.trusted_hops is not None:
         for listener in (https, http):
             _connection_manager(listener)["xff_num_trusted_hops"] = options.trusted_hops
+    if options.behind_tls_proxy:
+        plain = copy.deepcopy(https)
+        plain["name"] = HTTP_LISTENER
+        plain["address"] = http["address"]
+        del plain["filter_chains"][0]["transport_socket"]
+        config["static_resources"]["listeners"] = [plain]
     return config
 
 

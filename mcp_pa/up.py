@@ -19,20 +19,25 @@ import ssl
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from mcp_pa import contract
 from mcp_pa.certs import DevCerts, ensure_dev_certs
 from mcp_pa.settings import ENV_PREFIX, Settings, get_settings
+
+if TYPE_CHECKING:
+    import pgserver
 
 READY_TIMEOUT = 90.0  # generous: two busy cores may start three Python/C++ processes at once
 STOP_TIMEOUT = 10.0
 LOG_TAIL_LINES = 20
 API_KEY_FILE = "api-key"
 PROBE_INTERVAL = 0.1
+LOOPBACK = "127.0.0.1"
 
 
 class UpError(Exception):
@@ -202,7 +207,7 @@ def grpc_serving(port: int) -> Callable[[], bool]:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         try:
-            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            with grpc.insecure_channel(f"{LOOPBACK}:{port}") as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
             return reply.status == health_pb2.HealthCheckResponse.SERVING
         except grpc.RpcError:
@@ -295,75 +300,90 @@ def client_help(mcp_url: str, api_key: str | None, ca: Path | None) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Ports:
-    """The ports of one stack (every one configurable so stacks can run side by side)."""
+class Plan:
+    """What one `up` runs: ports (every one configurable so stacks can run side by side) and mode."""
 
-    https: int
-    http: int
-    authz: int
-    app: int
-    metrics: int
+    https_port: int
+    http_port: int
+    authz_port: int
+    app_port: int
+    metrics_port: int
+    state_dir: Path
+    public_url: str
+    # A platform in front terminates TLS: Envoy serves MCP in plain HTTP on all interfaces.
+    behind_tls_proxy: bool = False
+
+    @property
+    def listen_address(self) -> str:
+        return "0.0.0.0" if self.behind_tls_proxy else LOOPBACK
+
+    @property
+    def mcp_url(self) -> str:
+        return f"{self.public_url}{contract.MCP_PATH}"
+
+    def port_uses(self) -> list[PortUse]:
+        uses = [PortUse(self.http_port, self.listen_address, "--http-port")]
+        if not self.behind_tls_proxy:
+            uses.insert(0, PortUse(self.https_port, self.listen_address, "--https-port"))
+        uses += [PortUse(self.authz_port, LOOPBACK, "--authz-port"), PortUse(self.app_port, LOOPBACK, "--app-port")]
+        if self.metrics_port:
+            uses.append(PortUse(self.metrics_port, LOOPBACK, f"{ENV_PREFIX}AUTHZ_METRICS_PORT (0 disables metrics)"))
+        return uses
 
 
-def _child_env(settings: Settings, state_dir: Path, dsn: str, api_key: str | None, public_url: str) -> dict[str, str]:
-    env = dict(os.environ)  # the children read their own settings; `up` only adds what it decided
-    env.update({
-        f"{ENV_PREFIX}DATABASE_CONNECTION_STRING": dsn,
-        f"{ENV_PREFIX}STATE_DIR": str(state_dir),
-        f"{ENV_PREFIX}PUBLIC_URL": public_url,
-        "PYTHONUNBUFFERED": "1",  # so the last log lines of a crashed child are really its last
-    })
-    if api_key is not None:
-        env[f"{ENV_PREFIX}API_KEY"] = api_key
-    return env
-
-
-def _start_postgres(sup: Supervisor, state_dir: Path):  # type: ignore[no-untyped-def]
-    import pgserver
-
-    sup.say(f"  starting postgres embedded PostgreSQL in {state_dir / 'pgdata'}")
-    started = time.monotonic()
-    server = pgserver.get_server(state_dir / "pgdata", cleanup_mode="stop")
-    sup.say(f"  ready    postgres ({time.monotonic() - started:.1f}s)")
-    return server
+def make_plan(args: argparse.Namespace, settings: Settings) -> Plan:
+    """The plan from the command line and settings (the flags win over nothing: they are the ports)."""
+    behind = bool(getattr(args, "behind_tls_proxy", False))
+    # Without an explicit public URL the resource URL must carry the port actually used.
+    if "public_url" in settings.model_fields_set:
+        public_url = settings.public_url
+    elif behind:
+        public_url = f"http://localhost:{args.http_port}"
+    else:
+        public_url = f"https://localhost:{args.https_port}"
+    return Plan(
+        https_port=args.https_port,
+        http_port=args.http_port,
+        authz_port=args.authz_port,
+        app_port=args.app_port,
+        metrics_port=settings.authz_metrics_port,
+        state_dir=Path(args.state_dir or settings.state_dir).resolve(),
+        public_url=public_url,
+        behind_tls_proxy=behind,
+    )
 
 
 def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Entry point of `mcp-pa up` (see mcp_pa.cli)."""
     settings = get_settings()
-    state_dir = Path(args.state_dir or settings.state_dir).resolve()
-    ports = Ports(args.https_port, args.http_port, args.authz_port, args.app_port, settings.authz_metrics_port)
-    # Without an explicit public URL the resource URL must carry the port actually used.
-    public_url = settings.public_url if "public_url" in settings.model_fields_set else f"https://localhost:{ports.https}"
-    mcp_url = f"{public_url}{contract.MCP_PATH}"
+    plan = make_plan(args, settings)
     sup = Supervisor(out)
     try:
-        check_ports(_port_uses(ports))
+        check_ports(plan.port_uses())
     except UpError as exc:
         print(f"mcp-pa up: {exc}", file=sys.stderr, flush=True)
         return 1
 
     sup.install_signal_handlers()
     began = time.monotonic()
-    sup.say(f"mcp-pa up: state in {state_dir}")
+    sup.say(f"mcp-pa up: state in {plan.state_dir}")
     postgres = None
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        logs = state_dir / "logs"
-        logs.mkdir(exist_ok=True)
-        certs = ensure_dev_certs(state_dir / "tls")
-        api_key = None if settings.is_production else (settings.api_key or dev_api_key(state_dir))
+        logs = plan.state_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        certs = None if plan.behind_tls_proxy else ensure_dev_certs(plan.state_dir / "tls")
+        api_key = None if settings.is_production else (settings.api_key or dev_api_key(plan.state_dir))
         if settings.database_connection_string:
             dsn = settings.database_connection_string
-            sup.say("  using    PostgreSQL from MCP_HTTP_DATABASE_CONNECTION_STRING")
+            sup.say(f"  using    PostgreSQL from {ENV_PREFIX}DATABASE_CONNECTION_STRING")
         else:
-            postgres = _start_postgres(sup, state_dir)
+            postgres = _start_postgres(sup, plan.state_dir)
             dsn = postgres.get_uri()
-        env = _child_env(settings, state_dir, dsn, api_key, public_url)
-        for child, what in _children(ports, state_dir, logs, certs, env):
+        env = _child_env(plan, dsn, api_key)
+        for child, what in _children(plan, logs, certs, env, settings):
             sup.start(child, what)
         sup.say(f"\nready in {time.monotonic() - began:.1f}s\n")
-        sup.say(client_help(mcp_url, api_key, certs.ca_cert))
+        sup.say(client_help(plan.mcp_url, api_key, certs.ca_cert if certs else None))
         failed = sup.watch()
         if failed is not None:
             raise UpError(sup.failure(failed))
@@ -379,37 +399,94 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
         sup.say("mcp-pa up: stopped")
 
 
-def _port_uses(ports: Ports) -> list[PortUse]:
-    uses = [
-        PortUse(ports.https, "0.0.0.0", "--https-port"),
-        PortUse(ports.http, "0.0.0.0", "--http-port"),
-        PortUse(ports.authz, "127.0.0.1", "--authz-port"),
-        PortUse(ports.app, "127.0.0.1", "--app-port"),
-    ]
-    if ports.metrics:
-        uses.append(PortUse(ports.metrics, "0.0.0.0", f"{ENV_PREFIX}AUTHZ_METRICS_PORT (0 disables metrics)"))
-    return uses
+def _child_env(plan: Plan, dsn: str, api_key: str | None) -> dict[str, str]:
+    env = dict(os.environ)  # the children read their own settings; `up` only adds what it decided
+    env.update({
+        f"{ENV_PREFIX}DATABASE_CONNECTION_STRING": dsn,
+        f"{ENV_PREFIX}STATE_DIR": str(plan.state_dir),
+        f"{ENV_PREFIX}PUBLIC_URL": plan.public_url,
+        "PYTHONUNBUFFERED": "1",  # so the last log lines of a crashed child are really its last
+    })
+    if api_key is not None:
+        env[f"{ENV_PREFIX}API_KEY"] = api_key
+    return env
 
 
-def _children(ports: Ports, state_dir: Path, logs: Path, certs: DevCerts, env: dict[str, str]) -> list[tuple[Child, str]]:
+def _start_postgres(sup: Supervisor, state_dir: Path) -> "pgserver.PostgresServer":
+    with warnings.catch_warnings():
+        # platformdirs warns about XDG_RUNTIME_DIR on servers and containers; it is harmless here.
+        warnings.simplefilter("ignore")
+        import pgserver
+
+    sup.say(f"  starting postgres embedded PostgreSQL in {state_dir / 'pgdata'}")
+    started = time.monotonic()
+    server = pgserver.get_server(state_dir / "pgdata", cleanup_mode="stop")
+    sup.say(f"  ready    postgres ({time.monotonic() - started:.1f}s)")
+    return server
+
+
+def _children(
+    plan: Plan, logs: Path, certs: DevCerts | None, env: dict[str, str], settings: Settings
+) -> list[tuple[Child, str]]:
     python = [sys.executable, "-m", "mcp_pa"]
     authz = Child(
         "authz",
-        [*python, "authz", "--listen", f"127.0.0.1:{ports.authz}", "--metrics-port", str(ports.metrics)],
-        logs / "authz.log", grpc_serving(ports.authz), env,
+        [*python, "authz", "--listen", f"{LOOPBACK}:{plan.authz_port}", "--metrics-port", str(plan.metrics_port)],
+        logs / "authz.log", grpc_serving(plan.authz_port), env,
     )
+    # The app answers /healthz only after its lifespan connected to PostgreSQL.
     app = Child(
         "app",
-        [*python, "app", "--listen", f"127.0.0.1:{ports.app}"],
-        logs / "app.log", http_ok(f"http://127.0.0.1:{ports.app}/healthz"), env,
+        [*python, "app", "--listen", f"{LOOPBACK}:{plan.app_port}"],
+        logs / "app.log", http_ok(f"http://{LOOPBACK}:{plan.app_port}{contract.HEALTHZ_PATH}"), env,
     )
-    envoy = _envoy_child(ports, state_dir, logs, certs, env)
+    envoy = _envoy_child(plan, logs, certs, settings)
+    where = (
+        f"plain HTTP on {plan.listen_address}:{plan.http_port} (TLS by the platform in front)"
+        if plan.behind_tls_proxy
+        else f"https on {plan.listen_address}:{plan.https_port}, http on :{plan.http_port}"
+    )
     return [
-        (authz, f"gRPC ext_authz on 127.0.0.1:{ports.authz}"),
-        (app, f"MCP app on 127.0.0.1:{ports.app}"),
-        (envoy, f"Envoy on :{ports.https} (https) and :{ports.http} (http)"),
+        (authz, f"gRPC ext_authz on {LOOPBACK}:{plan.authz_port}"),
+        (app, f"MCP app on {LOOPBACK}:{plan.app_port}"),
+        (envoy, f"Envoy, {where}"),
     ]
 
 
-def _envoy_child(ports: Ports, state_dir: Path, logs: Path, certs: DevCerts, env: dict[str, str]) -> Child:
-    raise UpError("Envoy is not wired in yet")
+def _envoy_child(plan: Plan, logs: Path, certs: DevCerts | None, settings: Settings) -> Child:
+    from mcp_pa import envoy_config
+
+    # Admin on an ephemeral loopback port, reported through a file: one port fewer to configure
+    # and no clash between stacks running side by side.
+    admin_file = plan.state_dir / "envoy-admin-address"
+    admin_file.unlink(missing_ok=True)
+    options = envoy_config.options_from_settings(
+        settings,
+        public_url=plan.public_url,
+        https_port=plan.https_port,
+        http_port=plan.http_port,
+        authz_port=plan.authz_port,
+        app_port=plan.app_port,
+        admin_port=0,
+        listen_address=plan.listen_address,
+        cert_dir=certs.server_cert.parent if certs else None,
+        behind_tls_proxy=plan.behind_tls_proxy,
+        # The platform's proxy appends the client address to X-Forwarded-For.
+        trusted_hops=1 if plan.behind_tls_proxy else None,
+    )
+    config = envoy_config.write_config(plan.state_dir / "envoy.yaml", options)
+    argv = [*envoy_config.envoy_command(config, log_level="info"), "--admin-address-path", str(admin_file)]
+    return Child("envoy", argv, logs / "envoy.log", envoy_ready(admin_file), {})
+
+
+def envoy_ready(admin_file: Path) -> Callable[[], bool]:
+    """Ready when the admin /ready (listeners bound, clusters initialised) answers 200."""
+
+    def probe() -> bool:
+        try:
+            address = admin_file.read_text().strip()
+        except OSError:
+            return False
+        return bool(address) and http_ok(f"http://{address}/ready")()
+
+    return probe
