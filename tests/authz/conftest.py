@@ -1,0 +1,127 @@
+"""Fixtures for the authz suite: fake providers and an in-process grpc.aio server on a real socket."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, AsyncIterator, Iterator
+
+import grpc
+import pytest
+
+from mcp_pa.settings import Settings
+from tests.fakes import FakeGitHubUser, FakeIssuer, FakeProviders
+
+from authz_service.proto import attribute_context_pb2, base_pb2, external_auth_pb2, external_auth_pb2_grpc
+from authz_service.server import Running, start
+
+GOOGLE_CLIENT = "google-client-1.apps.googleusercontent.com"
+AUTH0_AUDIENCE = "https://mcp.example.com/mcp"
+OIDC_AUDIENCE = "mcp-pa"
+GITHUB_APP = ("Iv1.testapp", "test-app-secret")
+STATIC_KEY = "dev-key-0123456789-abcdefghijklmnop"
+PUBLIC_URL = "https://mcp.example.com"
+RESOURCE_METADATA = f"{PUBLIC_URL}/.well-known/oauth-protected-resource/mcp"
+
+
+@dataclass
+class Decision:
+    """A CheckResponse read the way Envoy applies it."""
+
+    allowed: bool
+    status: int
+    headers: dict[str, str]
+    removed: list[str]
+    body: dict[str, Any] | None
+    raw: external_auth_pb2.CheckResponse
+
+
+def decode(response: external_auth_pb2.CheckResponse) -> Decision:
+    if response.HasField("ok_response"):
+        ok = response.ok_response
+        return Decision(True, 200, {h.header.key: h.header.value for h in ok.headers}, list(ok.headers_to_remove), None, response)
+    denied = response.denied_response
+    headers = {h.header.key: h.header.value for h in denied.headers}
+    return Decision(False, denied.status.code, headers, [], json.loads(denied.body) if denied.body else None, response)
+
+
+def check_request(headers: dict[str, str] | None = None, header_map: list[tuple[str, str]] | None = None, path: str = "/mcp") -> external_auth_pb2.CheckRequest:
+    AC = attribute_context_pb2.AttributeContext
+    http = AC.HttpRequest(id="req-1", method="POST", path=path, host="mcp.example.com", scheme="https", headers=headers or {})
+    if header_map is not None:
+        http.header_map.CopyFrom(base_pb2.HeaderMap(headers=[base_pb2.HeaderValue(key=k, value=v) for k, v in header_map]))
+    return external_auth_pb2.CheckRequest(attributes=AC(request=AC.Request(http=http)))
+
+
+class AuthzClient:
+    """A real gRPC channel to a running server, with helpers to ask it about one request."""
+
+    def __init__(self, running: Running) -> None:
+        self.running = running
+        self.channel = grpc.aio.insecure_channel(f"127.0.0.1:{running.port}")
+        self.stub = external_auth_pb2_grpc.AuthorizationStub(self.channel)
+
+    async def check(self, headers: dict[str, str] | None = None, **kwargs: Any) -> Decision:
+        return decode(await self.stub.Check(check_request(headers, **kwargs), timeout=20))
+
+    async def bearer(self, token: str, **extra: str) -> Decision:
+        return await self.check({"authorization": f"Bearer {token}", **extra})
+
+    async def close(self) -> None:
+        await self.channel.close()
+        await self.running.stop(grace=0)
+
+
+@pytest.fixture(scope="session")
+def fake() -> Iterator[FakeProviders]:
+    with FakeProviders() as server:
+        server.issuer("/google", issuer="https://accounts.google.com")
+        server.issuer("/auth0", issuer=f"{server.url}/auth0/")
+        server.issuer("/oidc", alg="ES256")
+        server.add_github_app(*GITHUB_APP)
+        yield server
+
+
+def issuer(fake: FakeProviders, name: str) -> FakeIssuer:
+    return fake.issuers[f"/{name}"]
+
+
+def make_settings(fake: FakeProviders, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "public_url": PUBLIC_URL,
+        "api_key": STATIC_KEY,
+        "google_client_id": [GOOGLE_CLIENT],
+        "google_jwks_url": f"{fake.url}/google/jwks",
+        "google_tokeninfo_url": f"{fake.url}/google/tokeninfo",
+        "google_userinfo_url": f"{fake.url}/google/userinfo",
+        "auth0_domain": "tenant.auth0.example",
+        "auth0_issuer": f"{fake.url}/auth0/",
+        "auth0_jwks_url": f"{fake.url}/auth0/jwks",
+        "auth0_audience": AUTH0_AUDIENCE,
+        "oidc_providers": [{"name": "corp", "issuer": f"{fake.url}/oidc", "audience": OIDC_AUDIENCE}],
+        "github_enabled": True,
+        "github_client_id": GITHUB_APP[0],
+        "github_client_secret": GITHUB_APP[1],
+        "github_api_url": f"{fake.url}/github",
+        "provider_timeout": 1.0,
+        "jwks_refetch_cooldown": 30.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def serve(settings: Settings) -> AuthzClient:
+    return AuthzClient(await start(settings, "127.0.0.1:0"))
+
+
+@pytest.fixture(scope="session")
+async def authz(fake: FakeProviders) -> AsyncIterator[AuthzClient]:
+    """The service with every provider configured against the fakes."""
+    client = await serve(make_settings(fake))
+    yield client
+    await client.close()
+
+
+def github_user(user_id: int, *, email: str | None = None, verified: bool = True, orgs: list[str] | None = None, app: bool = True) -> FakeGitHubUser:
+    emails = [{"email": email, "primary": True, "verified": verified}] if email else []
+    return FakeGitHubUser(user_id, f"user{user_id}", f"User {user_id}", emails, orgs or [], GITHUB_APP[0] if app else None)
