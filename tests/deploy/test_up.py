@@ -1,0 +1,183 @@
+"""`mcp-pa up` for real: PostgreSQL, authz, app and Envoy from one command, on free ports."""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import httpx
+import psutil
+import pytest
+
+from mcp_pa import contract
+from tests.deploy.conftest import alive, clean_env, list_tool_names
+from tests.helpers import REPO, free_port, mcp_pa_command
+
+START_TIMEOUT = 120.0  # two busy cores shared with other suites: generous, never asserted on
+
+
+@dataclass
+class Up:
+    """A running `mcp-pa up`: its process, everything it printed, and what it printed for clients."""
+
+    proc: subprocess.Popen[str]
+    state_dir: Path
+    https_port: int
+    lines: list[str] = field(default_factory=list)
+    seconds_to_ready: float = 0.0
+
+    def printed(self, prefix: str) -> str:
+        found = [line[len(prefix):].strip() for line in self.lines if line.startswith(prefix)]
+        assert found, f"`mcp-pa up` never printed {prefix!r}; output:\n" + "\n".join(self.lines)
+        return found[0]
+
+    @property
+    def ca(self) -> Path:
+        match = re.search(r"development CA: (\S+)", "\n".join(self.lines))
+        assert match, "no CA path printed"
+        return Path(match.group(1))
+
+
+def _read_until_ready(up: Up, timeout: float) -> None:
+    done = threading.Event()
+
+    def pump() -> None:
+        assert up.proc.stdout is not None
+        for line in up.proc.stdout:
+            up.lines.append(line.rstrip("\n"))
+            if line.startswith("Ctrl-C stops everything"):
+                done.set()
+        done.set()
+
+    threading.Thread(target=pump, daemon=True).start()
+    if not done.wait(timeout) or up.proc.poll() is not None:
+        up.proc.kill()
+        pytest.fail("`mcp-pa up` did not get ready:\n" + "\n".join(up.lines))
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    state_dir = tmp_path_factory.mktemp("up") / "state"
+    https_port, http_port, authz_port, app_port = (free_port() for _ in range(4))
+    command = mcp_pa_command(
+        "up", "--state-dir", str(state_dir), "--https-port", str(https_port), "--http-port", str(http_port),
+        "--authz-port", str(authz_port), "--app-port", str(app_port),
+    )
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        command, cwd=REPO, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0"), text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    running = Up(proc, state_dir, https_port)
+    try:
+        _read_until_ready(running, START_TIMEOUT)
+        running.seconds_to_ready = time.monotonic() - started
+        yield running
+    finally:
+        if proc.poll() is None:  # a test failed before the SIGTERM test: still leave nothing behind
+            descendants = psutil.Process(proc.pid).children(recursive=True)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                for p in [psutil.Process(proc.pid), *descendants]:
+                    try:
+                        p.kill()
+                    except psutil.NoSuchProcess:
+                        pass
+
+
+def test_up_prints_the_mcp_url_and_the_api_key(up: Up) -> None:
+    assert up.printed("MCP URL:") == f"https://localhost:{up.https_port}{contract.MCP_PATH}"
+    assert up.printed("API key:").startswith(contract.API_KEY_PREFIX)
+    assert up.printed("  claude mcp add --transport http").startswith("mcp-pa https://localhost:")
+    assert any("NODE_EXTRA_CA_CERTS=" in line for line in up.lines)
+    print(f"mcp-pa up: ready in {up.seconds_to_ready:.1f}s (measured by the test, process start to banner)")
+
+
+def test_dev_api_key_is_kept_in_the_state_dir_with_mode_0600(up: Up) -> None:
+    key_file = up.state_dir / "api-key"
+    assert key_file.read_text().strip() == up.printed("API key:")
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+async def test_tools_list_through_envoy_with_tls_and_the_printed_key(up: Up) -> None:
+    names = await list_tool_names(up.printed("MCP URL:"), up.printed("API key:"), up.ca)
+    assert names == set(contract.TOOL_PERMISSIONS)
+
+
+def test_request_without_the_key_is_answered_401_with_resource_metadata(up: Up) -> None:
+    response = httpx.post(
+        up.printed("MCP URL:"), verify=ssl.create_default_context(cafile=str(up.ca)), timeout=30,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"accept": "application/json, text/event-stream"},
+    )
+    assert response.status_code == 401
+    assert "resource_metadata=" in response.headers["www-authenticate"]
+    assert response.headers["strict-transport-security"].startswith("max-age=")
+
+
+def test_a_wrong_key_is_answered_401(up: Up) -> None:
+    response = httpx.post(
+        up.printed("MCP URL:"), verify=ssl.create_default_context(cafile=str(up.ca)), timeout=30,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={contract.HEADER_API_KEY: contract.API_KEY_PREFIX + "x" * 43, "accept": "application/json, text/event-stream"},
+    )
+    assert response.status_code == 401
+
+
+def test_sigterm_stops_every_child_and_postgres_leaving_no_process(up: Up) -> None:
+    children = psutil.Process(up.proc.pid).children(recursive=True)
+    names = {" ".join(p.cmdline()[:4]) for p in children}
+    assert any("authz" in n for n in names) and any("app" in n for n in names) and any("envoy" in n for n in names)
+    postmaster = int((up.state_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    processes = [*children, psutil.Process(postmaster)]
+
+    up.proc.send_signal(signal.SIGTERM)
+    assert up.proc.wait(60) == 0
+    deadline = time.monotonic() + 10
+    while alive(processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive(processes) == []
+    assert "mcp-pa up: stopped" in up.lines[-1]
+    with socket.socket() as s:  # the https port is free again
+        s.bind(("127.0.0.1", up.https_port))
+
+
+def test_a_port_in_use_is_refused_naming_the_flag_to_change(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = subprocess.run(
+            mcp_pa_command("up", "--state-dir", str(tmp_path / "s"), "--https-port", str(free_port()),
+                           "--http-port", str(free_port()), "--authz-port", str(free_port()), "--app-port", str(port)),
+            cwd=REPO, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0"), capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"port {port}" in result.stderr and "--app-port" in result.stderr
+    assert not (tmp_path / "s").exists()  # nothing was started or written
+
+
+def test_a_child_that_dies_stops_the_stack_and_is_named_with_its_log(tmp_path: Path) -> None:
+    # An unreachable database makes the app exit during start-up.
+    closed = free_port()
+    result = subprocess.run(
+        mcp_pa_command("up", "--state-dir", str(tmp_path / "s"), "--https-port", str(free_port()),
+                       "--http-port", str(free_port()), "--authz-port", str(free_port()), "--app-port", str(free_port())),
+        cwd=REPO, capture_output=True, text=True, timeout=150,
+        env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0",
+                      MCP_HTTP_DATABASE_CONNECTION_STRING=f"postgresql://nobody:x@127.0.0.1:{closed}/none"),
+    )
+    assert result.returncode == 1
+    assert re.search(r"app exited with code \d+; last lines of \S+app\.log", result.stderr), result.stderr
+    assert "stopping authz" in result.stdout
