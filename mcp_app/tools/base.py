@@ -207,11 +207,18 @@ class ToolGate:
         result = await call_next(ctx)
         if call.tool in contract.TOOL_PERMISSIONS:
             TOOL_SECONDS.labels(call.tool).observe(time.perf_counter() - started)
-        if getattr(result, "is_error", False) and not call.audited:
+        if _is_error(result) and not call.audited:
             # Rejected before the body ran (unknown tool, arguments outside the schema); the
             # SDK's message may quote the arguments, so the audit row keeps only the fact.
             await self.toolbox.audit_apart(call, OUTCOME_ERROR, None, "invalid arguments or unknown tool")
         return result
+
+
+def _is_error(result: HandlerResult) -> bool:
+    # The SDK hands middleware the result already shaped for the wire (a dict) or as a model.
+    if isinstance(result, dict):
+        return bool(result.get("isError") or result.get("is_error"))
+    return bool(getattr(result, "is_error", False))
 
 
 def _denied_message(what: str, needed: str, identity: contract.Identity) -> str:

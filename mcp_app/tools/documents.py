@@ -53,17 +53,21 @@ Title = Annotated[str, Field(min_length=1, max_length=200)]
 Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(max_length=20)]
 
 
+def _too_large(size: int) -> ToolFailure:
+    limit_mb = MAX_UPLOAD_BYTES // (1024 * 1024)
+    return ToolFailure(f"upload too large: {size} bytes decoded; the limit is {limit_mb} MB ({MAX_UPLOAD_BYTES} bytes)")
+
+
 def decode_upload(data_base64: str) -> bytes:
-    """The uploaded bytes; ToolFailure for oversize or malformed base64 (checked before decoding)."""
+    """The uploaded bytes; ToolFailure for oversize or malformed base64 (size checked before decoding)."""
     if len(data_base64) > MAX_UPLOAD_BASE64_CHARS:
-        approx_mb = len(data_base64) * 3 / 4 / (1024 * 1024)
-        raise ToolFailure(f"upload too large: about {approx_mb:.1f} MB decoded; the limit is {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+        raise _too_large(len(data_base64) * 3 // 4)
     try:
         data = base64.b64decode(data_base64, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ToolFailure("data_base64 is not valid base64 (standard alphabet, with padding)") from exc
     if len(data) > MAX_UPLOAD_BYTES:
-        raise ToolFailure(f"upload too large: {len(data)} bytes; the limit is {MAX_UPLOAD_BYTES} bytes")
+        raise _too_large(len(data))
     if not data:
         raise ToolFailure("upload is empty")
     return data
