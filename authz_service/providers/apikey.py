@@ -204,6 +204,8 @@ class ApiKeyProvider:
             return self._static_principal
         record = self.store.find(digest)
         if record is None:
+            if not token.startswith(API_KEY_PREFIX):
+                raise InvalidToken("the token is not a JWT, a Google or GitHub token, or a known API key")
             raise InvalidToken("unknown API key")
         if record.disabled:
             raise InvalidToken("this API key has been revoked")
