@@ -141,12 +141,13 @@ async def _grant_tenant_role(conn: asyncpg.Connection, schema: str) -> None:
 class Database:
     """The app's connection pool and the one way tools reach tenant data."""
 
-    def __init__(self, dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, dsn: str, *, max_size: int = 10) -> None:
         self._dsn = dsn
-        self._min_size = min_size
         self._max_size = max_size
         self._pool: asyncpg.Pool | None = None
         self._migrations = load_migrations()
+        self._role_ready = False
+        self._role_lock = asyncio.Lock()
         self._ready: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -157,9 +158,18 @@ class Database:
         return self._pool
 
     async def start(self) -> None:
-        self._pool = await asyncpg.create_pool(self._dsn, min_size=self._min_size, max_size=self._max_size)
-        async with self._pool.acquire() as conn:
-            await ensure_role(conn)
+        """Create the pool without connecting: the app starts (and reports not ready) while
+        the database is down, and recovers when it comes back."""
+        self._pool = await asyncpg.create_pool(self._dsn, min_size=0, max_size=self._max_size)
+
+    async def _ensure_role_once(self) -> None:
+        if self._role_ready:
+            return
+        async with self._role_lock:
+            if not self._role_ready:
+                async with self.pool.acquire() as conn:
+                    await ensure_role(conn)
+                self._role_ready = True
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -169,8 +179,10 @@ class Database:
     async def ping(self) -> bool:
         """True when the database answers within two seconds (for /readyz)."""
         try:
-            async with self.pool.acquire(timeout=2) as conn:
-                return await conn.fetchval("SELECT 1", timeout=2) == 1
+            async with asyncio.timeout(2):
+                await self._ensure_role_once()
+                async with self.pool.acquire() as conn:
+                    return await conn.fetchval("SELECT 1") == 1
         except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, RuntimeError):
             return False
 
@@ -179,6 +191,7 @@ class Database:
         schema_for(tenant_id)  # refuse a bad id before any SQL
         if tenant_id in self._ready:
             return
+        await self._ensure_role_once()
         lock = self._locks.setdefault(tenant_id, asyncio.Lock())
         async with lock:
             if tenant_id in self._ready:
@@ -235,6 +248,8 @@ async def migrate_all(dsn: str) -> dict[str, list[int]]:
     await database.start()
     try:
         results: dict[str, list[int]] = {}
+        async with database.pool.acquire() as conn:
+            await ensure_role(conn)  # the grants below need it
         for tenant_id in await database.tenant_ids():
             async with database.pool.acquire() as conn:
                 results[tenant_id] = await migrate_schema(conn, tenant_id, database._migrations)

@@ -119,7 +119,7 @@ async def test_the_tenant_role_cannot_rewrite_the_audit_log_or_read_migrations(r
 
 
 async def test_interleaved_transactions_on_pooled_connections_never_leak_tenant_or_user(pg_dsn: str) -> None:
-    db = Database(pg_dsn, min_size=2, max_size=2)  # few connections, so every one is reused many times
+    db = Database(pg_dsn, max_size=2)  # few connections, so every one is reused many times
     await db.start()
     try:
         callers = [person(new_tenant(), "ann"), person(new_tenant(), "ben")]

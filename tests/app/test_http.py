@@ -1,0 +1,156 @@
+"""The HTTP surface: PRM JSON, health and readiness, metrics, Host checks, first-use schema creation,
+`mcp-pa db migrate` and `mcp-pa app` as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+
+import asyncpg
+import httpx2
+import pytest
+from starlette.testclient import TestClient
+
+from mcp_app.app import create_app, protected_resource_metadata
+from mcp_app.db import Database, load_migrations, migrate_schema
+from mcp_pa import contract
+from tests.app.conftest import RunningApp, app_settings, new_tenant, person
+from tests.helpers import free_port, mcp_pa_command, start_process, stop_process, wait_for_port
+
+
+@pytest.mark.parametrize("path", [contract.PRM_PATH, contract.PRM_MCP_PATH])
+async def test_protected_resource_metadata_is_public_and_names_the_resource(running_app: RunningApp, path: str) -> None:
+    async with httpx2.AsyncClient() as http:
+        response = await http.get(f"{running_app.url}{path}")
+    assert response.status_code == 200
+    assert response.json() == {
+        "resource": "https://mcp.example.com/mcp",
+        "authorization_servers": [],
+        "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"],
+        "bearer_methods_supported": ["header"],
+        "resource_name": "mcp-pa",
+    }
+
+
+def test_protected_resource_metadata_lists_every_configured_provider() -> None:
+    settings = app_settings(
+        "postgresql://unused.invalid/x",
+        google_client_id="123.apps.googleusercontent.com",
+        auth0_domain="acme.eu.auth0.com",
+        oidc_providers=json.dumps([{"name": "corp", "issuer": "https://sso.corp.example/realms/staff", "audience": "mcp"}]),
+        github_enabled=True,
+        github_client_id="Iv1.abc",
+        github_client_secret="shh",
+    )
+    assert protected_resource_metadata(settings)["authorization_servers"] == [
+        "https://accounts.google.com",
+        "https://acme.eu.auth0.com/",
+        "https://sso.corp.example/realms/staff",
+        "https://github.com/login/oauth",
+    ]
+
+
+async def test_health_readiness_and_metrics_answer_without_identity(running_app: RunningApp) -> None:
+    async with running_app.client(person(new_tenant())) as tools:
+        await tools.ok("whoami")
+    async with httpx2.AsyncClient() as http:
+        health = await http.get(f"{running_app.url}/healthz")
+        ready = await http.get(f"{running_app.url}/readyz")
+        metrics = await http.get(f"{running_app.url}/metrics")
+    assert (health.status_code, health.json()) == (200, {"status": "ok"})
+    assert (ready.status_code, ready.json()) == (200, {"status": "ready"})
+    assert metrics.status_code == 200
+    assert 'mcp_app_tool_calls_total{outcome="success",tool="whoami"}' in metrics.text
+
+
+def test_readiness_is_503_when_the_database_is_unreachable() -> None:
+    port = free_port()  # nothing listens here
+    settings = app_settings(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    database = Database(settings.database_connection_string or "")
+    with TestClient(create_app(settings, database)) as client:  # starts although the database is down
+        assert client.get("/healthz").status_code == 200
+        response = client.get("/readyz")
+    assert (response.status_code, response.json()["status"]) == (503, "unavailable")
+
+async def test_foreign_host_header_is_refused_by_the_transport(running_app: RunningApp) -> None:
+    headers = {**person(new_tenant()).to_headers(), "host": "evil.example:8443"}
+    async with httpx2.AsyncClient() as http:
+        response = await http.post(
+            f"{running_app.url}/mcp",
+            headers={**headers, "accept": "application/json, text/event-stream"},
+            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        )
+    assert response.status_code in (400, 421)
+
+
+async def test_twenty_concurrent_first_requests_create_the_tenant_schema_once(running_app: RunningApp) -> None:
+    tenant = new_tenant()
+
+    async def first_call(i: int) -> dict:
+        async with running_app.client(person(tenant, f"user{i}")) as tools:
+            return await tools.ok("create_todo", title=f"first {i}")
+
+    results = await asyncio.gather(*(first_call(i) for i in range(20)))
+    assert len({r["id"] for r in results}) == 20
+    async with running_app.database.pool.acquire() as conn:
+        versions = await conn.fetch(f'SELECT version FROM "tenant_{tenant}".schema_migrations')
+        count = await conn.fetchval(f'SELECT count(*) FROM "tenant_{tenant}".todos')
+    assert [r["version"] for r in versions] == [m.version for m in load_migrations()]
+    assert count == 20
+
+
+async def test_concurrent_replicas_migrate_a_new_schema_exactly_once(pg_dsn: str) -> None:
+    tenant = new_tenant()
+    migrations = load_migrations()
+    connections = [await asyncpg.connect(pg_dsn) for _ in range(20)]  # as if 20 replicas raced
+    try:
+        applied = await asyncio.gather(*(migrate_schema(conn, tenant, migrations) for conn in connections))
+    finally:
+        await asyncio.gather(*(conn.close() for conn in connections))
+    assert sorted(applied, key=len, reverse=True) == [[m.version for m in migrations]] + [[]] * 19
+
+
+async def test_db_migrate_command_upgrades_every_tenant(pg_dsn: str) -> None:
+    fresh, current = new_tenant(), new_tenant()
+    conn = await asyncpg.connect(pg_dsn)
+    try:
+        await migrate_schema(conn, current, load_migrations())
+        # A tenant left at no version at all (e.g. created by an older release before 0001).
+        await conn.execute(f'CREATE SCHEMA "tenant_{fresh}"')
+        await conn.execute(
+            f'CREATE TABLE "tenant_{fresh}".schema_migrations (version integer PRIMARY KEY, name text NOT NULL, '
+            "applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+    finally:
+        await conn.close()
+    env = {**os.environ, "MCP_HTTP_DATABASE_CONNECTION_STRING": pg_dsn}
+    done = await asyncio.to_thread(
+        subprocess.run, mcp_pa_command("db", "migrate"), env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"tenant {fresh}: applied 1" in done.stdout
+    assert f"tenant {current}: up to date" in done.stdout
+
+
+def test_app_command_serves_health_and_refuses_anonymous_mcp(pg_dsn: str, tmp_path) -> None:
+    port = free_port()
+    env = {"MCP_HTTP_DATABASE_CONNECTION_STRING": pg_dsn, "MCP_HTTP_PUBLIC_URL": "https://mcp.example.com"}
+    proc = start_process(mcp_pa_command("app", "--listen", f"127.0.0.1:{port}"), env=env, log=tmp_path / "app.log")
+    try:
+        wait_for_port(port, timeout=60, proc=proc)
+        with httpx2.Client(base_url=f"http://127.0.0.1:{port}") as http:
+            assert http.get("/readyz").json() == {"status": "ready"}
+            assert http.get(contract.PRM_MCP_PATH).json()["resource"] == "https://mcp.example.com/mcp"
+            assert http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).status_code == 401
+    finally:
+        stop_process(proc)
+    log = (tmp_path / "app.log").read_text()
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why it ended.
+    assert proc.returncode in (0, -15) and "Application shutdown complete" in log, log
+
+
+def test_app_command_reports_a_bad_listen_address() -> None:
+    done = subprocess.run(mcp_pa_command("app", "--listen", "nonsense"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--listen must be HOST:PORT" in done.stderr
