@@ -1,0 +1,164 @@
+"""API keys: the single MCP_HTTP_API_KEY, the keys file, its reloading, and `mcp-pa api-key create`."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import os
+import stat
+import subprocess
+from pathlib import Path
+from typing import AsyncIterator
+
+import pytest
+
+from mcp_pa import contract
+from tests.fakes import FakeProviders
+from tests.helpers import REPO, mcp_pa_command
+
+from authz_service.providers.apikey import parse_expires, parse_keys
+
+from tests.authz.conftest import STATIC_KEY, AuthzClient, make_settings, serve
+
+KEY_READER = "mcp_sk_reader-key-0123456789abcdefghijklmnopqrstuv"
+KEY_DISABLED = "mcp_sk_disabled-key-0123456789abcdefghijklmnopqrst"
+KEY_EXPIRED = "mcp_sk_expired-key-0123456789abcdefghijklmnopqrstu"
+KEY_LATER = "mcp_sk_added-later-0123456789abcdefghijklmnopqrstu"
+
+
+def sha(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def keys_yaml(*entries: str) -> str:
+    return "keys:\n" + "".join(entries)
+
+
+def entry(key_id: str, key: str, tenant: str = "acme", permissions: str = "[read]", extra: str = "") -> str:
+    return f"  - id: {key_id}\n    sha256: {sha(key)}\n    tenant: {tenant}\n    permissions: {permissions}\n{extra}"
+
+
+BASE_KEYS = keys_yaml(
+    entry("reader", KEY_READER),
+    entry("gone", KEY_DISABLED, extra="    disabled: true\n"),
+    entry("old", KEY_EXPIRED, extra="    expires: 2020-01-01T00:00:00Z\n"),
+)
+
+
+@pytest.fixture
+async def keyed(fake: FakeProviders, tmp_path: Path) -> AsyncIterator[tuple[AuthzClient, Path]]:
+    path = tmp_path / "keys.yaml"
+    path.write_text(BASE_KEYS)
+    client = await serve(make_settings(fake, api_keys_file=path, failure_cache_ttl=10))
+    yield client, path
+    await client.close()
+
+
+async def test_keys_file_record_gives_its_tenant_and_permissions(keyed: tuple[AuthzClient, Path]) -> None:
+    client, _ = keyed
+    d = await client.check({"x-api-key": KEY_READER})
+    assert d.allowed
+    assert d.headers[contract.HEADER_USER_ID] == "apikey:reader"
+    assert d.headers[contract.HEADER_TENANT_ID] == "acme"
+    assert d.headers[contract.HEADER_PERMISSIONS] == "read"
+    d = await client.check({"x-api-key": KEY_READER, "mcp-method": "tools/call", "mcp-name": "create_todo"})
+    assert d.status == 403 and 'scope="mcp:write"' in d.headers["www-authenticate"]
+
+
+@pytest.mark.parametrize(
+    ("presented", "reason"),
+    [
+        (KEY_DISABLED, "revoked"),
+        (KEY_EXPIRED, "expired"),
+        ("mcp_sk_", "unknown API key"),
+        (KEY_READER + "x", "unknown API key"),
+        (KEY_READER[:-1], "unknown API key"),
+        (KEY_READER + " ", "unknown API key"),
+        (" " + KEY_READER, "API key"),
+        (KEY_READER.upper(), "API key"),
+        (STATIC_KEY + "=", "not a JWT"),
+    ],
+    ids=["disabled", "expired", "prefix-only", "extra-char", "truncated", "trailing-space", "leading-space", "wrong-case", "padded-static"],
+)
+async def test_bad_api_key_is_rejected_with_401(keyed: tuple[AuthzClient, Path], presented: str, reason: str) -> None:
+    client, _ = keyed
+    d = await client.check({"x-api-key": presented})
+    assert d.status == 401, d.body
+    assert reason in d.body["error_description"]
+
+
+async def test_changed_keys_file_is_picked_up_and_revocation_beats_the_cache(keyed: tuple[AuthzClient, Path]) -> None:
+    client, path = keyed
+    assert (await client.check({"x-api-key": KEY_READER})).allowed
+    assert (await client.check({"x-api-key": KEY_LATER})).status == 401  # refusal now cached
+    path.write_text(keys_yaml(entry("reader", KEY_READER, extra="    disabled: true\n"), entry("later", KEY_LATER, tenant="ops", permissions="read,write")))
+    await asyncio.sleep(1.1)  # the file is checked at most once per second
+    d = await client.check({"x-api-key": KEY_LATER})
+    assert d.allowed and d.headers[contract.HEADER_TENANT_ID] == "ops"
+    assert (await client.check({"x-api-key": KEY_READER})).status == 401
+
+
+async def test_invalid_new_keys_file_keeps_the_last_good_keys(keyed: tuple[AuthzClient, Path]) -> None:
+    client, path = keyed
+    path.write_text("keys:\n  - id: broken\n    sha256: nothex\n")
+    await asyncio.sleep(1.1)
+    assert (await client.check({"x-api-key": KEY_READER})).allowed
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("keys:\n  - id: a\n    sha256: abc\n    tenant: t\n", "64 hex"),
+        (keys_yaml(entry("a", "k1", tenant="Bad-Tenant")), "not a valid tenant"),
+        (keys_yaml(entry("a", "k1", permissions="[superuser]")), "unknown permission"),
+        (keys_yaml(entry("a", "k1"), entry("a", "k2")), "duplicate"),
+        (keys_yaml(entry("a", "k1", extra="    expires: someday\n")), "ISO 8601"),
+        ("keys: {}\n", "list of keys"),
+    ],
+)
+def test_invalid_keys_file_is_refused_with_a_clear_message(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_keys(text)
+
+
+def test_keys_file_may_be_json() -> None:
+    records = parse_keys('[{"id": "j", "sha256": "%s", "tenant": "acme", "permissions": "read,write"}]' % sha("k"))
+    assert records[sha("k")].permissions == {"read", "write"}
+
+
+def test_expires_accepts_durations_and_dates_but_not_the_past() -> None:
+    now = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    assert parse_expires("90d", now) == now + dt.timedelta(days=90)
+    assert parse_expires("2027-02-03", now) == dt.datetime(2027, 2, 3, tzinfo=dt.timezone.utc)
+    with pytest.raises(ValueError, match="past"):
+        parse_expires("2020-01-01", now)
+
+
+def _create(path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_HTTP_")}
+    return subprocess.run(
+        mcp_pa_command("api-key", "create", "--file", str(path), *args), cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+async def test_api_key_create_prints_the_key_once_and_stores_only_its_hash(fake: FakeProviders, tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    made = _create(path, "--id", "ci-bot", "--tenant", "acme", "--permissions", "read,write", "--expires", "30d")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    assert key.startswith(contract.API_KEY_PREFIX) and len(key) > 40
+    assert key not in path.read_text() and key not in made.stderr
+    assert sha(key) in path.read_text()
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    again = _create(path, "--id", "ci-bot", "--tenant", "acme")
+    assert again.returncode == 2 and "already has a key" in again.stderr
+    bad = _create(path, "--id", "x", "--tenant", "Not_Valid")
+    assert bad.returncode == 2 and "--tenant" in bad.stderr
+    client = await serve(make_settings(fake, api_keys_file=path))
+    try:
+        d = await client.bearer(key)
+        assert d.allowed and d.headers[contract.HEADER_USER_ID] == "apikey:ci-bot"
+        assert d.headers[contract.HEADER_PERMISSIONS] == "read,write"
+    finally:
+        await client.close()

@@ -1,0 +1,113 @@
+"""The identity cache around the providers: hits, expiry, failures, single flight, outages, rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from tests.fakes import FakeProviders
+
+from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, AuthzClient, issuer, make_settings, serve
+
+
+async def test_repeated_token_makes_no_second_provider_call(fake: FakeProviders, authz: AuthzClient) -> None:
+    fake.add_google_token("ya29.repeat", sub="c-1", aud=GOOGLE_CLIENT)
+    before = fake.count("/google/tokeninfo")
+    for _ in range(5):
+        assert (await authz.bearer("ya29.repeat")).allowed
+    assert fake.count("/google/tokeninfo") - before == 1
+
+
+async def test_token_expiry_bounds_the_cache_lifetime(fake: FakeProviders, authz: AuthzClient) -> None:
+    fake.add_google_token("ya29.short-lived", sub="c-2", aud=GOOGLE_CLIENT, expires_in=1)
+    before = fake.count("/google/tokeninfo")
+    assert (await authz.bearer("ya29.short-lived")).allowed
+    assert (await authz.bearer("ya29.short-lived")).allowed
+    assert fake.count("/google/tokeninfo") - before == 1
+    await asyncio.sleep(1.2)
+    fake.google_tokens.pop("ya29.short-lived")  # Google forgets expired tokens
+    assert (await authz.bearer("ya29.short-lived")).status == 401
+    assert fake.count("/google/tokeninfo") - before == 2
+
+
+async def test_cache_ttl_setting_bounds_the_cache_lifetime(fake: FakeProviders) -> None:
+    client = await serve(make_settings(fake, token_cache_ttl=0))
+    try:
+        fake.add_google_token("ya29.no-cache", sub="c-3", aud=GOOGLE_CLIENT)
+        before = fake.count("/google/tokeninfo")
+        for _ in range(3):
+            assert (await client.bearer("ya29.no-cache")).allowed
+        assert fake.count("/google/tokeninfo") - before == 3
+    finally:
+        await client.close()
+
+
+async def test_refusals_are_cached_briefly(fake: FakeProviders, authz: AuthzClient) -> None:
+    before = fake.count("/google/tokeninfo")
+    for _ in range(3):
+        assert (await authz.bearer("ya29.never-valid")).status == 401
+    assert fake.count("/google/tokeninfo") - before == 1
+
+
+async def test_concurrent_checks_of_one_new_token_make_one_provider_call(fake: FakeProviders, authz: AuthzClient) -> None:
+    fake.add_google_token("ya29.thundering-herd", sub="c-4", aud=GOOGLE_CLIENT)
+    before = fake.count("/google/tokeninfo")
+    results = await asyncio.gather(*(authz.bearer("ya29.thundering-herd") for _ in range(25)))
+    assert all(r.allowed for r in results)
+    assert fake.count("/google/tokeninfo") - before == 1
+
+
+async def test_outage_keeps_cached_identities_working_and_sends_new_opaque_tokens_to_503(fake: FakeProviders, authz: AuthzClient) -> None:
+    fake.add_google_token("ya29.cached-before-outage", sub="c-5", aud=GOOGLE_CLIENT)
+    fake.add_google_token("ya29.new-during-outage", sub="c-6", aud=GOOGLE_CLIENT)
+    assert (await authz.bearer("ya29.cached-before-outage")).allowed
+    assert (await authz.bearer(issuer(fake, "google").mint(GOOGLE_CLIENT, sub="c-jwks-loaded"))).allowed
+    fake.fail("/google/", 503)
+    try:
+        assert (await authz.bearer("ya29.cached-before-outage")).allowed
+        assert (await authz.bearer("ya29.new-during-outage")).status == 503
+        # JWTs signed with a key we already hold keep verifying while the JWKS endpoint is down.
+        assert (await authz.bearer(issuer(fake, "google").mint(GOOGLE_CLIENT, sub="c-7"))).allowed
+    finally:
+        fake.recover()
+
+
+async def test_key_rotation_is_accepted_after_one_jwks_refetch(fake: FakeProviders) -> None:
+    rotating = fake.issuer("/rotating")
+    client = await serve(make_settings(fake, auth0_issuer=rotating.issuer + "/", auth0_jwks_url=rotating.jwks_url, jwks_refetch_cooldown=1.0))
+    rotating.issuer += "/"
+    try:
+        old_token = rotating.mint(AUTH0_AUDIENCE, sub="auth0|rot")
+        assert (await client.bearer(old_token)).allowed
+        assert fake.count("/rotating/jwks") == 1
+        new_key = rotating.rotate()
+        await asyncio.sleep(1.1)  # past the unknown-kid cooldown since the first fetch
+        d = await client.bearer(rotating.mint(AUTH0_AUDIENCE, sub="auth0|rot2", key=new_key))
+        assert d.allowed, d.body
+        assert fake.count("/rotating/jwks") == 2
+        assert (await client.bearer(old_token)).allowed  # still cached until it expires
+    finally:
+        await client.close()
+
+
+async def test_jwks_outage_with_no_key_set_yet_is_503(fake: FakeProviders) -> None:
+    cold = fake.issuer("/cold")
+    cold.issuer += "/"
+    client = await serve(make_settings(fake, auth0_issuer=cold.issuer, auth0_jwks_url=cold.jwks_url))
+    fake.fail("/cold/jwks", 500)
+    try:
+        assert (await client.bearer(cold.mint(AUTH0_AUDIENCE))).status == 503
+    finally:
+        fake.recover()
+        await client.close()
+
+
+async def test_cache_is_bounded(fake: FakeProviders) -> None:
+    client = await serve(make_settings(fake, token_cache_max_entries=100))
+    try:
+        auth0 = issuer(fake, "auth0")
+        for i in range(130):
+            assert (await client.bearer(auth0.mint(AUTH0_AUDIENCE, sub=f"auth0|bound-{i}-{time.time()}"))).allowed
+        assert len(client.running.pipeline.cache) <= 100
+    finally:
+        await client.close()
