@@ -115,7 +115,11 @@ def _supervise(args: argparse.Namespace, metrics_port: int) -> int:
         for i in range(args.workers)
     ]
 
+    stopping = False
+
     def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             if child.poll() is None:
                 child.send_signal(signal.SIGTERM)
@@ -123,7 +127,10 @@ def _supervise(args: argparse.Namespace, metrics_port: int) -> int:
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
     codes = [child.wait() for child in children]
-    return max(codes, key=abs)
+    # A worker still starting up when SIGTERM arrives dies of the signal itself: that is the
+    # requested stop, not a failure.
+    failed = [c for c in codes if c != 0 and not (stopping and c == -signal.SIGTERM)]
+    return 1 if failed else 0
 
 
 def main(args: argparse.Namespace) -> int:
