@@ -239,7 +239,7 @@ def database_dsn(settings: Settings) -> str:
 
     datadir = Path(settings.state_dir) / "pgdata"
     datadir.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(datadir, cleanup_mode=None).get_uri()
+    return pgserver.get_server(datadir, cleanup_mode="stop").get_uri()
 
 
 async def migrate_all(dsn: str) -> dict[str, list[int]]:

@@ -109,7 +109,7 @@ async def write_audit(
     TOOL_CALLS.labels(call.tool if call.tool in contract.TOOL_PERMISSIONS else "unknown", outcome).inc()
 
 
-def _database_failure(exc: asyncpg.PostgresError) -> ToolFailure | None:
+def _database_failure(exc: Exception) -> ToolFailure | None:
     """A constraint the input broke, said plainly; None for anything that is our fault."""
     if isinstance(exc, asyncpg.CheckViolationError):
         return ToolFailure(f"a value is out of range or not allowed ({exc.constraint_name or 'check'})")
@@ -139,19 +139,15 @@ class Toolbox:
                 yield tx
                 if audit:
                     await write_audit(conn, call, OUTCOME_SUCCESS, tx.target, tx.detail)
-        except ToolFailure as exc:
-            if audit:
-                await self.audit_apart(call, OUTCOME_ERROR, tx.target if tx else None, str(exc))
-            raise
-        except asyncpg.PostgresError as exc:
-            failure = _database_failure(exc)
-            if failure is None:
-                raise self._internal(call, exc) from exc
+        except Exception as exc:
+            # Only the failure's own message reaches the caller and the audit row: ours, a
+            # constraint said plainly, or "internal error" with the request id to quote.
+            failure = exc if isinstance(exc, ToolFailure) else _database_failure(exc) or self._internal(call, exc)
             if audit:
                 await self.audit_apart(call, OUTCOME_ERROR, tx.target if tx else None, str(failure))
+            if failure is exc:
+                raise
             raise failure from exc
-        except Exception as exc:
-            raise self._internal(call, exc) from exc
 
     def _internal(self, call: ToolCall, exc: Exception) -> ToolFailure:
         # The traceback stays in the server log; the caller gets the request id to quote.

@@ -85,3 +85,19 @@ async def test_non_admin_sees_no_tenant_audit_and_admin_sees_all_users(running_a
     # The RLS policy alone keeps a non-admin's raw read to their own rows.
     async with running_app.database.transaction(person(tenant, "ann")) as conn:
         assert {r["user_id"] for r in await conn.fetch("SELECT user_id FROM audit_events")} == {"apikey:ann"}
+
+
+async def test_unexpected_failure_is_an_internal_error_with_request_id_and_is_audited(running_app: RunningApp) -> None:
+    tenant = new_tenant()
+    async with running_app.client(person(tenant, "ann"), request_id="req-broken-7") as tools:
+        await tools.ok("whoami")  # creates the schema
+        async with running_app.database.pool.acquire() as conn:  # damage it behind the app's back
+            await conn.execute(f'DROP TABLE "tenant_{tenant}".todos')
+        message = await tools.error("list_todos")
+    assert "internal error in list_todos; quote request id req-broken-7" in message
+    assert "todos" not in message.replace("list_todos", "")  # no database text leaks to the caller
+    rows = await _audit_rows(running_app, tenant, "ann")
+    assert [(r["tool"], r["outcome"], r["request_id"]) for r in rows] == [
+        ("whoami", "success", "req-broken-7"),
+        ("list_todos", "error", "req-broken-7"),
+    ]
