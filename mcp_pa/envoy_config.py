@@ -49,6 +49,8 @@ ORIGIN_POLICY = "foreign_origin"
 
 Config = dict[str, Any]
 
+ACCESS_LOG_FLUSH_MS = 1000
+
 
 class EnvoyConfigError(ValueError):
     """The canonical file lacks something the derivation needs, or Envoy refused a config."""
@@ -287,8 +289,18 @@ def envoy_command(config_path: Path, log_level: str = "warn", concurrency: int |
 
     Hot restart is off: each instance then needs no shared-memory region, so any number of
     Envoys (tests, several local stacks) run side by side without picking distinct base ids.
+    The access log on stdout is flushed every second (Envoy's default is every 10 s).
     """
-    command = [str(envoy_binary()), "-c", str(config_path), "--log-level", log_level, "--disable-hot-restart"]
+    command = [
+        str(envoy_binary()),
+        "-c",
+        str(config_path),
+        "--log-level",
+        log_level,
+        "--disable-hot-restart",
+        "--file-flush-interval-msec",
+        str(ACCESS_LOG_FLUSH_MS),
+    ]
     if concurrency is not None:
         command += ["--concurrency", str(concurrency)]
     return command

@@ -79,15 +79,15 @@ def test_broken_config_is_reported_with_envoys_message(tmp_path: Path) -> None:
         envoy_config.validate(path)
 
 
-def test_filter_order_is_strip_origin_address_limit_authz_tenant_limit_router() -> None:
+def test_filter_order_is_strip_origin_address_limit_body_limit_authz_tenant_limit_router() -> None:
     assert _filter_names(envoy_config.load_canonical()) == [
         "security_headers",
         envoy_config.ORIGIN_FILTER,
         envoy_config.PER_ADDRESS_FILTER,
+        envoy_config.BODY_LIMIT_FILTER,
         envoy_config.EXT_AUTHZ_FILTER,
         "strip_credentials",
         envoy_config.PER_TENANT_FILTER,
-        envoy_config.BODY_LIMIT_FILTER,
         "envoy.filters.http.router",
     ]
 

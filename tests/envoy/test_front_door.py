@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import socket
 import ssl
 import time
@@ -321,6 +323,18 @@ def test_body_over_the_limit_is_rejected_with_413(envoy: Envoy, echo_upstream: E
     assert reply.json()["error"] == "request_too_large"
     assert_security_headers(reply)
     assert echo_upstream.seen(test_id) == []
+
+
+def test_chunked_body_over_the_limit_is_rejected_with_413(envoy: Envoy) -> None:
+    conn = http.client.HTTPSConnection("localhost", envoy.https_port, context=envoy.tls_context(), timeout=20)
+    try:
+        chunks = [b"x" * (BODY_LIMIT // 2)] * 3  # no content-length: the limit counts streamed bytes
+        conn.request("POST", "/mcp", body=iter(chunks), headers={"x-api-key": API_KEY}, encode_chunked=True)
+        response = conn.getresponse()
+        assert response.status == 413
+        assert json.loads(response.read())["error"] == "request_too_large"
+    finally:
+        conn.close()
 
 
 def test_body_at_the_limit_is_served(envoy: Envoy, echo_upstream: EchoUpstream) -> None:
