@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
+from mcp_pa import contract
 from tests.clients.front_door import FrontDoor
-from tests.helpers import REPO, mcp_pa_command
+from tests.helpers import REPO, free_port, mcp_pa_command, stop_process
+
+STACK_START_TIMEOUT = 120.0  # two busy cores shared with other suites: generous, never asserted on
+
+# The newest Inspector whose dependencies all run on Node 20: 0.21.x only declares node>=22.7.5
+# for itself (npm warns, CLI mode works); 2.x pulls undici 8 / commander 15, which need Node 22;
+# 0.15.0, the last without an engines floor, has no --transport/--header in CLI mode.
+INSPECTOR_VERSION = "0.21.1"
+INSPECTOR_DIR = Path(sys.prefix) / "npm" / f"inspector-{INSPECTOR_VERSION}"
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +87,78 @@ INITIALIZE = request(
     {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "pytest", "version": "1"}},
 )
 INITIALIZED = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+
+
+@dataclass
+class Stack:
+    """A running `mcp-pa up`: what it printed for clients, plus a read-only key made before start."""
+
+    url: str
+    api_key: str
+    read_only_key: str
+    ca: Path
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    """No MCP_HTTP_* a developer exported may leak into the stack under test."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("MCP_HTTP_")}, **extra}
+
+
+def _printed(log: Path, prefix: str) -> str | None:
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith(prefix):
+            return line[len(prefix):].strip()
+    return None
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The whole stack (PostgreSQL, authz, app, Envoy with TLS) from `mcp-pa up` on free ports."""
+    base = tmp_path_factory.mktemp("stack")
+    keys_file = base / "keys.json"
+    made = subprocess.run(
+        mcp_pa_command("api-key", "create", "--id", "readonly", "--tenant", "default", "--permissions",
+                       contract.PERMISSION_READ, "--file", str(keys_file)),
+        capture_output=True, text=True, cwd=REPO, env=_clean_env(), check=True, timeout=60,
+    )
+    read_only_key = made.stdout.strip().splitlines()[-1]
+    ports = [str(free_port()) for _ in range(4)]
+    log = base / "up.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            mcp_pa_command("up", "--state-dir", str(base / "state"), "--https-port", ports[0], "--http-port", ports[1],
+                           "--authz-port", ports[2], "--app-port", ports[3]),
+            env=_clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0", MCP_HTTP_API_KEYS_FILE=str(keys_file)),
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + STACK_START_TIMEOUT
+        while (api_key := _printed(log, "API key:")) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("`mcp-pa up` did not get ready:\n" + log.read_text(errors="replace"))
+            time.sleep(0.1)
+        url = _printed(log, "MCP URL:")
+        assert url is not None
+        yield Stack(url, api_key, read_only_key, base / "state" / "tls" / "ca.crt")
+    finally:
+        stop_process(proc, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def inspector() -> Path:
+    """A project directory holding the pinned MCP Inspector, installed from npm once and cached."""
+    installed = INSPECTOR_DIR / "node_modules" / "@modelcontextprotocol" / "inspector" / "package.json"
+    if installed.exists() and json.loads(installed.read_text()).get("version") == INSPECTOR_VERSION:
+        return INSPECTOR_DIR
+    # Install beside the final place and rename: an interrupted install never looks complete.
+    staging = INSPECTOR_DIR.with_name(f"{INSPECTOR_DIR.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(staging),
+         f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}"],
+        check=True, capture_output=True, timeout=600,
+    )
+    shutil.rmtree(INSPECTOR_DIR, ignore_errors=True)
+    staging.rename(INSPECTOR_DIR)
+    return INSPECTOR_DIR

@@ -11,6 +11,7 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import LATEST_MODERN_VERSION
 
 from mcp_pa import connect, contract
+from mcp_pa.cli import build_parser
 from tests.clients.conftest import INITIALIZE, INITIALIZED, request, run_bridge, tool_call
 from tests.clients.front_door import API_KEY, FrontDoor
 from tests.helpers import free_port
@@ -150,22 +151,37 @@ def test_cancelling_a_modern_request_aborts_it_without_an_answer(front_door: Fro
 
 
 @pytest.mark.parametrize(
-    ("args", "env", "complaint"),
+    ("argv", "complaint"),
     [
-        (["--api-key-env", "PA_NOT_SET"], {}, "PA_NOT_SET"),
-        (["--ca", "/nonexistent/ca.pem"], {}, "no such file"),
-        (["--token-command", ""], {}, "empty"),
+        (["--api-key-env", "PA_NOT_SET"], "PA_NOT_SET"),
+        (["--api-key-env", ""], "not set or empty"),
+        (["--token-command", ""], "empty"),
+        (["--ca", "/nonexistent/ca.pem"], "no such file"),
+        (["--ca", __file__], "not a PEM"),
     ],
 )
-def test_bad_arguments_stop_the_bridge_with_a_clear_message(
-    front_door: FrontDoor, args: list[str], env: dict[str, str], complaint: str
-) -> None:
-    run = run_bridge(front_door.url("json"), *args, env=env, messages=[request(1, "tools/list")])
+def test_bad_credential_or_ca_arguments_are_refused_with_a_clear_message(argv: list[str], complaint: str) -> None:
+    args = build_parser().parse_args(["connect", "http://127.0.0.1:1/mcp", *argv])
+    with pytest.raises(ValueError, match=complaint):
+        connect.build_credential(args)
+        connect.build_verify(args.ca)
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("http://mcp.example.com/mcp", "use https"),
+        ("ftp://127.0.0.1/mcp", "not an http"),
+        ("mcp.example.com/mcp", "not an http"),
+    ],
+)
+def test_urls_that_would_leak_the_credential_or_cannot_work_are_refused(url: str, complaint: str) -> None:
+    with pytest.raises(ValueError, match=complaint):
+        connect.check_url(url)
+
+
+def test_a_refused_argument_stops_the_process_with_status_2_and_no_traceback() -> None:
+    run = run_bridge("http://mcp.example.com/mcp", "--api-key-env", "PA_KEY", env=KEY_ENV, messages=[request(1, "tools/list")])
     assert run.returncode == 2
-    assert complaint in run.stderr and "Traceback" not in run.stderr
+    assert "use https" in run.stderr and "Traceback" not in run.stderr
     assert run.stdout == ""
-
-
-def test_plain_http_to_a_remote_host_is_refused_before_any_credential_is_sent() -> None:
-    run = run_bridge("http://mcp.example.com/mcp", "--api-key-env", "PA_KEY", env=KEY_ENV)
-    assert run.returncode == 2 and "use https" in run.stderr

@@ -1,0 +1,109 @@
+"""Real MCP clients against the whole stack from `mcp-pa up` (PostgreSQL, authz, app, Envoy + TLS).
+
+The official Python SDK client runs `mcp-pa connect` as a stdio server, exactly as Claude Desktop
+would; the MCP Inspector's CLI mode talks Streamable HTTP to Envoy with an API key header.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from mcp_pa import connect, contract
+from tests.clients.conftest import Stack, request, run_bridge, tool_call
+from tests.helpers import REPO
+
+
+def _bridge_args(stack: Stack, credential: str) -> tuple[list[str], dict[str, str]]:
+    if credential == "api-key-env":
+        return ["--api-key-env", "PA_KEY"], {"PA_KEY": stack.api_key}
+    # The stack also accepts an API key as a bearer token, so a command printing it is a real token source.
+    key_file = stack.ca.parent.parent / "api-key"
+    return ["--token-command", shlex.join(["cat", str(key_file)])], {}
+
+
+@pytest.mark.parametrize(("mode", "credential"), [("auto", "api-key-env"), ("legacy", "token-command")])
+async def test_sdk_client_over_stdio_lists_and_calls_tools_through_the_whole_stack(
+    stack: Stack, mode: str, credential: str
+) -> None:
+    flags, env = _bridge_args(stack, credential)
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_pa", "connect", stack.url, *flags, "--ca", str(stack.ca)],
+        env={**os.environ, **env},
+        cwd=REPO,
+    )
+    async with Client(params, mode=mode, cache=None, read_timeout_seconds=60) as client:
+        tools = await client.list_tools()
+        assert {t.name for t in tools.tools} == set(contract.TOOL_PERMISSIONS)
+        me = await client.call_tool("whoami", {})
+        assert me.structured_content is not None
+        assert me.structured_content["user_id"] == "apikey:default"
+        made = await client.call_tool("create_todo", {"title": f"bridge {mode}"})
+        assert not made.is_error, made.content
+        todos = await client.call_tool("list_todos", {})
+        assert f"bridge {mode}" in json.dumps(todos.structured_content)
+
+
+def test_the_real_front_door_denials_reach_the_client_as_readable_errors(stack: Stack) -> None:
+    read_only = run_bridge(
+        stack.url, "--api-key-env", "PA_KEY", "--ca", str(stack.ca),
+        env={"PA_KEY": stack.read_only_key},
+        messages=[tool_call(1, "create_todo", {"title": "not allowed"}), tool_call(2, "whoami")],
+    )
+    answers = read_only.by_id()
+    denied = answers[1]["error"]
+    assert denied["code"] == connect.FORBIDDEN and "mcp:write" in denied["message"]
+    assert denied["data"]["error"] == "insufficient_scope"
+    assert answers[2]["result"]["structuredContent"]["permissions"] == [contract.PERMISSION_READ]
+    read_only.assert_secret_absent(stack.read_only_key)
+
+    wrong = run_bridge(
+        stack.url, "--api-key-env", "PA_KEY", "--ca", str(stack.ca),
+        env={"PA_KEY": contract.API_KEY_PREFIX + "not-a-real-key-0123456789abcdef"},
+        messages=[request(1, "tools/list")],
+    )
+    error = wrong.by_id()[1]["error"]
+    assert error["code"] == connect.UNAUTHORIZED and "HTTP 401" in error["message"]
+    assert error["data"]["resource_metadata"].endswith(contract.PRM_MCP_PATH)
+
+
+def test_without_the_dev_ca_the_bridge_says_the_certificate_is_not_trusted(stack: Stack) -> None:
+    run = run_bridge(stack.url, "--api-key-env", "PA_KEY", env={"PA_KEY": stack.api_key}, messages=[request(1, "tools/list")])
+    error = run.by_id()[1]["error"]
+    assert "CERTIFICATE_VERIFY_FAILED" in error["message"] and "--ca" in error["message"]
+    run.assert_secret_absent(stack.api_key)
+
+
+def _inspector(inspector: Path, stack: Stack, api_key: str, *method: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["npx", "--no", "--", "@modelcontextprotocol/inspector", "--cli", stack.url, "--transport", "http",
+         "--header", f"{contract.HEADER_API_KEY}: {api_key}", "--method", *method],
+        cwd=inspector,
+        env={**os.environ, "NODE_EXTRA_CA_CERTS": str(stack.ca), "NO_UPDATE_NOTIFIER": "1"},
+        capture_output=True, text=True, timeout=90,
+    )
+
+
+def test_inspector_cli_lists_tools_and_calls_one_through_envoy_with_an_api_key(inspector: Path, stack: Stack) -> None:
+    listed = _inspector(inspector, stack, stack.api_key, "tools/list")
+    assert listed.returncode == 0, listed.stderr
+    assert {t["name"] for t in json.loads(listed.stdout)["tools"]} == set(contract.TOOL_PERMISSIONS)
+
+    called = _inspector(inspector, stack, stack.api_key, "tools/call", "--tool-name", "whoami")
+    assert called.returncode == 0, called.stderr
+    assert json.loads(called.stdout)["structuredContent"]["user_id"] == "apikey:default"
+
+
+def test_inspector_cli_with_a_wrong_key_is_refused(inspector: Path, stack: Stack) -> None:
+    refused = _inspector(inspector, stack, contract.API_KEY_PREFIX + "wrong-key-0123456789abcdef", "tools/list")
+    assert refused.returncode != 0
+    assert "invalid_token" in refused.stdout + refused.stderr
