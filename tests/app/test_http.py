@@ -74,15 +74,28 @@ def test_readiness_is_503_when_the_database_is_unreachable() -> None:
         response = client.get("/readyz")
     assert (response.status_code, response.json()["status"]) == (503, "unavailable")
 
-async def test_foreign_host_header_is_refused_by_the_transport(running_app: RunningApp) -> None:
-    headers = {**person(new_tenant()).to_headers(), "host": "evil.example:8443"}
+@pytest.mark.parametrize(
+    "extra, status",
+    [
+        ({"host": "evil.example:8443"}, 421),
+        ({"host": "mcp.example.com"}, 200),
+        ({"origin": "https://evil.example"}, 403),
+        ({"origin": "https://mcp.example.com"}, 200),
+    ],
+)
+async def test_host_and_origin_are_checked_against_the_public_url(
+    running_app: RunningApp, extra: dict[str, str], status: int
+) -> None:
+    headers = {**person(new_tenant()).to_headers(), "accept": "application/json, text/event-stream", **extra}
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
     async with httpx2.AsyncClient() as http:
-        response = await http.post(
-            f"{running_app.url}/mcp",
-            headers={**headers, "accept": "application/json, text/event-stream"},
-            json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-        )
-    assert response.status_code in (400, 421)
+        response = await http.post(f"{running_app.url}/mcp", headers=headers, json=body)
+    assert response.status_code == status, response.text
 
 
 async def test_twenty_concurrent_first_requests_create_the_tenant_schema_once(running_app: RunningApp) -> None:
