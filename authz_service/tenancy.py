@@ -34,8 +34,9 @@ from typing import Any
 
 import yaml
 
-from mcp_pa.contract import DEFAULT_USER_PERMISSIONS, is_valid_tenant_id, parse_permissions
+from mcp_pa.contract import DEFAULT_USER_PERMISSIONS, is_valid_tenant_id
 
+from authz_service.config_files import bool_value, permissions_value
 from authz_service.errors import AccessDenied
 from authz_service.providers import Principal
 
@@ -142,14 +143,8 @@ def parse_tenants(text: str) -> TenantsConfig:
         raw = raw or {}
         if not isinstance(raw, dict):
             raise ValueError(f"tenants.{tenant} must be a mapping")
-        perms = raw.get("default_permissions", list(DEFAULT_USER_PERMISSIONS))
-        try:
-            default = parse_permissions(",".join(perms) if isinstance(perms, list) else str(perms))
-        except ValueError as exc:
-            raise ValueError(f"tenants.{tenant}.default_permissions: {exc}") from exc
-        suspended = raw.get("suspended", False)
-        if not isinstance(suspended, bool):
-            raise ValueError(f"tenants.{tenant}.suspended must be true or false")
+        default = permissions_value(raw.get("default_permissions", list(DEFAULT_USER_PERMISSIONS)), f"tenants.{tenant}.default_permissions")
+        suspended = bool_value(raw.get("suspended", False), f"tenants.{tenant}.suspended")
         admins = frozenset(_str_list(raw.get("admins"), f"tenants.{tenant}.admins"))
         tenants[tenant] = TenantPolicy(default, admins, suspended)
     return TenantsConfig(

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -29,10 +30,15 @@ def generate(out_dir: Path) -> list[Path]:
 
     out_dir.mkdir(parents=True, exist_ok=True)
     sources = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_DIR.glob("*.proto"))
-    args = ["protoc", *(f"-I{d}" for d in _include_dirs())]
-    args += [f"--python_out={out_dir}", f"--pyi_out={out_dir}", f"--grpc_python_out={out_dir}", *sources]
-    if protoc.main(args) != 0:
-        raise RuntimeError(f"protoc failed for {sources}")
+    includes = [f"-I{d}" for d in _include_dirs()]
+    # Messages for every file; gRPC stubs only where a service is defined (no empty *_grpc.py).
+    services = [s for s in sources if re.search(r"^service\s", (PROTO_ROOT / s).read_text(), re.MULTILINE)]
+    for args in (
+        ["protoc", *includes, f"--python_out={out_dir}", f"--pyi_out={out_dir}", *sources],
+        ["protoc", *includes, f"--grpc_python_out={out_dir}", *services],
+    ):
+        if protoc.main(args) != 0:
+            raise RuntimeError(f"protoc failed: {' '.join(args[len(includes) + 1:])}")
     return sorted((out_dir / "authz_service" / "proto").glob("*_pb2*.py*"))
 
 

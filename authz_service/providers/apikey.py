@@ -38,6 +38,7 @@ import yaml
 from mcp_pa.contract import API_KEY_PREFIX, PERMISSIONS, is_valid_tenant_id, parse_permissions
 from mcp_pa.logs import fingerprint
 
+from authz_service.config_files import bool_value, permissions_value
 from authz_service.errors import InvalidToken
 from authz_service.providers import Principal
 
@@ -96,14 +97,8 @@ def _record(raw: Any, index: int) -> KeyRecord:
     tenant = str(raw.get("tenant", ""))
     if not is_valid_tenant_id(tenant):
         raise ValueError(f"{where}: tenant {tenant!r} is not a valid tenant id")
-    perms = raw.get("permissions", "read,write")
-    try:
-        permissions = parse_permissions(",".join(perms) if isinstance(perms, list) else str(perms))
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from exc
-    disabled = raw.get("disabled", False)
-    if not isinstance(disabled, bool):
-        raise ValueError(f"{where}: disabled must be true or false")
+    permissions = permissions_value(raw.get("permissions", "read,write"), where)
+    disabled = bool_value(raw.get("disabled", False), f"{where}: disabled")
     return KeyRecord(key_id, digest, tenant, permissions, _parse_time(raw.get("expires"), where), disabled)
 
 
