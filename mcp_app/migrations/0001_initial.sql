@@ -101,41 +101,21 @@ CREATE TABLE audit_events (
 CREATE INDEX audit_events_at_idx ON audit_events (at DESC);
 
 -- Row-level security: the owner policy on every table; FORCE so the table owner is bound too.
-ALTER TABLE status ENABLE ROW LEVEL SECURITY;
-ALTER TABLE status FORCE ROW LEVEL SECURITY;
-CREATE POLICY owner_only ON status
-    USING (owner_id = current_setting('mcp.user_id', true))
-    WITH CHECK (owner_id = current_setting('mcp.user_id', true));
-
-ALTER TABLE projects ENABLE ROW LEVEL SECURITY;
-ALTER TABLE projects FORCE ROW LEVEL SECURITY;
-CREATE POLICY owner_only ON projects
-    USING (owner_id = current_setting('mcp.user_id', true))
-    WITH CHECK (owner_id = current_setting('mcp.user_id', true));
-
-ALTER TABLE project_tasks ENABLE ROW LEVEL SECURITY;
-ALTER TABLE project_tasks FORCE ROW LEVEL SECURITY;
-CREATE POLICY owner_only ON project_tasks
-    USING (owner_id = current_setting('mcp.user_id', true))
-    WITH CHECK (owner_id = current_setting('mcp.user_id', true));
-
-ALTER TABLE todos ENABLE ROW LEVEL SECURITY;
-ALTER TABLE todos FORCE ROW LEVEL SECURITY;
-CREATE POLICY owner_only ON todos
-    USING (owner_id = current_setting('mcp.user_id', true))
-    WITH CHECK (owner_id = current_setting('mcp.user_id', true));
-
-ALTER TABLE calendar_events ENABLE ROW LEVEL SECURITY;
-ALTER TABLE calendar_events FORCE ROW LEVEL SECURITY;
-CREATE POLICY owner_only ON calendar_events
-    USING (owner_id = current_setting('mcp.user_id', true))
-    WITH CHECK (owner_id = current_setting('mcp.user_id', true));
-
-ALTER TABLE documents ENABLE ROW LEVEL SECURITY;
-ALTER TABLE documents FORCE ROW LEVEL SECURITY;
-CREATE POLICY owner_only ON documents
-    USING (owner_id = current_setting('mcp.user_id', true))
-    WITH CHECK (owner_id = current_setting('mcp.user_id', true));
+-- %I quotes the name; the search path is the tenant schema, so each name is the tenant's table.
+DO $$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['status', 'projects', 'project_tasks', 'todos', 'calendar_events', 'documents'] LOOP
+        EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
+        EXECUTE format(
+            'CREATE POLICY owner_only ON %I '
+            'USING (owner_id = current_setting(''mcp.user_id'', true)) '
+            'WITH CHECK (owner_id = current_setting(''mcp.user_id'', true))', t);
+    END LOOP;
+END
+$$;
 
 -- Audit: everyone writes rows as themselves; reading the whole tenant's log needs mcp.is_admin,
 -- which the app sets only for callers holding the admin permission.

@@ -253,8 +253,12 @@ def utc(value: dt.datetime) -> dt.datetime:
 
 # Row helpers. Table and column names come from the tool code, never from input; RLS and the
 # tenant search path decide which rows exist, so another tenant's or user's id is "not found".
-async def fetch_by_id(conn: asyncpg.Connection, table: str, item_id: uuid.UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(f"SELECT * FROM {table} WHERE id = $1", item_id)
+async def fetch_owned(conn: asyncpg.Connection, table: str, kind: str, item_id: uuid.UUID) -> asyncpg.Record:
+    """The caller's row; NotFound otherwise (also the guard for foreign keys, which bypass RLS)."""
+    row = await conn.fetchrow(f"SELECT * FROM {table} WHERE id = $1", item_id)
+    if row is None:
+        raise NotFound(kind, item_id)
+    return row
 
 
 async def update_by_id(
@@ -271,5 +275,10 @@ async def update_by_id(
     return await conn.fetchrow(sql, item_id, *fields.values())
 
 
-async def delete_by_id(conn: asyncpg.Connection, table: str, item_id: uuid.UUID) -> bool:
-    return await conn.fetchval(f"DELETE FROM {table} WHERE id = $1 RETURNING true", item_id) is not None
+async def delete_owned(box: Toolbox, table: str, kind: str, item_id: uuid.UUID) -> dict[str, Any]:
+    """The whole body of a delete tool: one audited transaction, NotFound when nothing matched."""
+    async with box.call() as tx:
+        tx.target = str(item_id)
+        if await tx.conn.fetchval(f"DELETE FROM {table} WHERE id = $1 RETURNING true", item_id) is None:
+            raise NotFound(kind, item_id)
+        return {"deleted": str(item_id)}

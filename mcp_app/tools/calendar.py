@@ -9,7 +9,7 @@ import asyncpg
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from mcp_app.tools.base import Limit, NotFound, RowId, Toolbox, ToolFailure, delete_by_id, out, utc
+from mcp_app.tools.base import Limit, RowId, Toolbox, ToolFailure, delete_owned, out, utc
 
 When = Annotated[dt.datetime, Field(description="ISO 8601 date-time, e.g. 2026-12-01T09:30:00+01:00 (no zone = UTC)")]
 DEFAULT_EVENT_LENGTH = dt.timedelta(hours=1)
@@ -71,8 +71,4 @@ def register(server: MCPServer, box: Toolbox) -> None:
 
     @server.tool(name="delete_calendar_event", description="Delete an event.")
     async def delete_calendar_event(event_id: RowId) -> dict[str, Any]:
-        async with box.call() as tx:
-            tx.target = str(event_id)
-            if not await delete_by_id(tx.conn, "calendar_events", event_id):
-                raise NotFound("calendar event", event_id)
-            return {"deleted": str(event_id)}
+        return await delete_owned(box, "calendar_events", "calendar event", event_id)

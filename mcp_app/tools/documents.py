@@ -14,7 +14,7 @@ import asyncpg
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from mcp_app.tools.base import Limit, NotFound, RowId, Toolbox, ToolFailure, delete_by_id, fetch_by_id, out
+from mcp_app.tools.base import Limit, RowId, Toolbox, ToolFailure, delete_owned, fetch_owned, out
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 # The base64 text of the largest upload, so oversize input is refused before it is decoded.
@@ -193,9 +193,7 @@ def register(server: MCPServer, box: Toolbox) -> None:
     async def get_document(document_id: RowId, include_data: bool = False) -> dict[str, Any]:
         async with box.call() as tx:
             tx.target = str(document_id)
-            row = await fetch_by_id(tx.conn, "documents", document_id)
-            if row is None:
-                raise NotFound("document", document_id)
+            row = await fetch_owned(tx.conn, "documents", "document", document_id)
             result = out(row, exclude=("owner_id", "search", "data"))
             if row["kind"] == DocumentKind.UPLOAD.value and include_data:
                 result["data_base64"] = base64.b64encode(row["data"]).decode()
@@ -223,8 +221,4 @@ def register(server: MCPServer, box: Toolbox) -> None:
 
     @server.tool(name="delete_document", description="Delete a document.")
     async def delete_document(document_id: RowId) -> dict[str, Any]:
-        async with box.call() as tx:
-            tx.target = str(document_id)
-            if not await delete_by_id(tx.conn, "documents", document_id):
-                raise NotFound("document", document_id)
-            return {"deleted": str(document_id)}
+        return await delete_owned(box, "documents", "document", document_id)

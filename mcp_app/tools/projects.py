@@ -10,16 +10,7 @@ import asyncpg
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from mcp_app.tools.base import (
-    Limit,
-    NotFound,
-    RowId,
-    Toolbox,
-    delete_by_id,
-    fetch_by_id,
-    out,
-    update_by_id,
-)
+from mcp_app.tools.base import Limit, NotFound, RowId, Toolbox, delete_owned, fetch_owned, out, update_by_id
 
 
 class ProjectStatus(enum.StrEnum):
@@ -49,11 +40,7 @@ async def fetch_projects(conn: asyncpg.Connection, status: ProjectStatus | None 
 
 
 async def require_project(conn: asyncpg.Connection, project_id: RowId) -> asyncpg.Record:
-    """The caller's project; NotFound otherwise (also guards foreign keys, which bypass RLS)."""
-    row = await fetch_by_id(conn, "projects", project_id)
-    if row is None:
-        raise NotFound("project", project_id)
-    return row
+    return await fetch_owned(conn, "projects", "project", project_id)
 
 
 def register(server: MCPServer, box: Toolbox) -> None:
@@ -109,11 +96,7 @@ def register(server: MCPServer, box: Toolbox) -> None:
 
     @server.tool(name="delete_project", description="Delete a project and its tasks (its todos stay, unlinked).")
     async def delete_project(project_id: RowId) -> dict[str, Any]:
-        async with box.call() as tx:
-            tx.target = str(project_id)
-            if not await delete_by_id(tx.conn, "projects", project_id):
-                raise NotFound("project", project_id)
-            return {"deleted": str(project_id)}
+        return await delete_owned(box, "projects", "project", project_id)
 
     @server.tool(name="add_project_task", description="Add a task to one of your projects.")
     async def add_project_task(

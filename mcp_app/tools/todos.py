@@ -10,7 +10,7 @@ import asyncpg
 from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from mcp_app.tools.base import Limit, NotFound, RowId, Toolbox, delete_by_id, out, update_by_id
+from mcp_app.tools.base import Limit, NotFound, RowId, Toolbox, delete_owned, out, update_by_id
 from mcp_app.tools.projects import DueDate, require_project
 
 
@@ -139,8 +139,4 @@ def register(server: MCPServer, box: Toolbox) -> None:
 
     @server.tool(name="delete_todo", description="Delete a todo.")
     async def delete_todo(todo_id: RowId) -> dict[str, Any]:
-        async with box.call() as tx:
-            tx.target = str(todo_id)
-            if not await delete_by_id(tx.conn, "todos", todo_id):
-                raise NotFound("todo", todo_id)
-            return {"deleted": str(todo_id)}
+        return await delete_owned(box, "todos", "todo", todo_id)

@@ -155,3 +155,18 @@ async def test_interleaved_transactions_on_pooled_connections_never_leak_tenant_
         assert (seen["path"], seen["own_role"], seen["user_id"]) == ('"$user", public', True, "")
     finally:
         await db.close()
+
+
+async def test_every_tenant_table_forces_row_level_security(running_app: RunningApp) -> None:
+    tenant = new_tenant()
+    await running_app.database.ensure_tenant(tenant)
+    async with running_app.database.pool.acquire() as conn:
+        tables = await conn.fetch(
+            "SELECT c.relname, c.relrowsecurity, c.relforcerowsecurity, "
+            "(SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'schema_migrations'",
+            f"tenant_{tenant}",
+        )
+    assert len(tables) == 7
+    assert [t["relname"] for t in tables if not (t["relrowsecurity"] and t["relforcerowsecurity"] and t["policies"])] == []
