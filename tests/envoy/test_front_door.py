@@ -137,6 +137,14 @@ def test_valid_api_key_reaches_the_app_as_the_default_tenant(envoy: Envoy, echo_
     assert seen["headers"][contract.HEADER_REQUEST_ID]
 
 
+def test_client_request_id_is_replaced_by_envoys_own(envoy: Envoy, echo_upstream: EchoUpstream) -> None:
+    reply, test_id = _send(envoy, "/mcp", method="POST", **{contract.HEADER_REQUEST_ID: "client-chosen"})
+    assert reply.status == 200
+    (seen,) = echo_upstream.seen(test_id)
+    assert seen["headers"][contract.HEADER_REQUEST_ID] not in ("", "client-chosen")
+    assert reply.headers[contract.HEADER_REQUEST_ID] == seen["headers"][contract.HEADER_REQUEST_ID]
+
+
 def test_missing_credential_is_rejected_with_401_and_resource_metadata(envoy: Envoy, echo_upstream: EchoUpstream) -> None:
     reply, test_id = _send(envoy, "/mcp", credential=False, method="POST")
     assert reply.status == 401
@@ -328,8 +336,14 @@ def test_body_over_the_limit_is_rejected_with_413(envoy: Envoy, echo_upstream: E
 def test_chunked_body_over_the_limit_is_rejected_with_413(envoy: Envoy) -> None:
     conn = http.client.HTTPSConnection("localhost", envoy.https_port, context=envoy.tls_context(), timeout=20)
     try:
-        chunks = [b"x" * (BODY_LIMIT // 2)] * 3  # no content-length: the limit counts streamed bytes
-        conn.request("POST", "/mcp", body=iter(chunks), headers={"x-api-key": API_KEY}, encode_chunked=True)
+        # No content-length: the limit counts streamed bytes. The body is left unfinished so the
+        # 413 is read before the client would send more (no race with Envoy closing the socket).
+        conn.putrequest("POST", "/mcp")
+        conn.putheader("x-api-key", API_KEY)
+        conn.putheader("transfer-encoding", "chunked")
+        conn.endheaders()
+        chunk = b"x" * (BODY_LIMIT + 1)
+        conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
         response = conn.getresponse()
         assert response.status == 413
         assert json.loads(response.read())["error"] == "request_too_large"

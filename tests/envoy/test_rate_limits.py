@@ -96,6 +96,15 @@ def test_per_address_limit_leaves_other_addresses_alone(envoy: Envoy) -> None:
     assert envoy.request("GET", contract.PRM_MCP_PATH, source="127.0.0.4").status == 200
 
 
+def test_forged_x_forwarded_for_does_not_escape_the_per_address_limit(envoy: Envoy) -> None:
+    # No trusted hops at the edge: the limiter keys on the TCP peer, never on a client's header.
+    statuses = [
+        envoy.request("GET", contract.PRM_MCP_PATH, {"x-forwarded-for": f"203.0.113.{i}"}, source="127.0.0.5").status
+        for i in range(PER_ADDRESS + 1)
+    ]
+    assert statuses == [200] * PER_ADDRESS + [429]
+
+
 def test_tenant_exhausting_its_bucket_gets_429_while_other_tenant_is_served(envoy: Envoy, echo_upstream: EchoUpstream) -> None:
     # Requests come from different addresses, so only the per-tenant bucket can refuse them.
     for i in range(PER_TENANT):
@@ -116,8 +125,9 @@ def test_tenant_exhausting_its_bucket_gets_429_while_other_tenant_is_served(envo
 
 
 def test_forged_tenant_header_cannot_spend_another_tenants_bucket(envoy: Envoy) -> None:
-    # beta has used one token above; a client claiming to be beta in x-mcp-tenant-id must not
-    # drain beta's bucket, because the header is stripped before the limiter reads it.
+    # Public routes skip authz, so nothing would overwrite a client's x-mcp-tenant-id there: if
+    # Envoy did not strip it, these requests would drain beta's bucket (one token is used above).
     for i in range(PER_TENANT + 2):
-        envoy.request("POST", "/mcp", {"x-api-key": KEYS["alpha"], contract.HEADER_TENANT_ID: "beta"}, source=f"127.0.2.{i + 1}")
+        reply = envoy.request("GET", contract.PRM_MCP_PATH, {contract.HEADER_TENANT_ID: "beta"}, source=f"127.0.2.{i + 1}")
+        assert reply.status == 200
     assert envoy.request("POST", "/mcp", {"x-api-key": KEYS["beta"]}, source="127.0.2.50").status == 200
