@@ -103,3 +103,11 @@ def test_authz_stopped_gives_503(envoy: Envoy, slow_authz: SlowAuthz, echo_upstr
     slow_authz.stop()
     for _ in range(3):  # first request may still find a pooled connection; all must fail closed
         _assert_503_without_reaching_app(envoy, echo_upstream)
+
+
+def test_app_unreachable_gives_json_503(envoy: Envoy, echo_upstream: EchoUpstream) -> None:
+    echo_upstream.close()  # last test of the module: the app goes away
+    reply = envoy.request("GET", contract.PRM_MCP_PATH)
+    assert reply.status == 503
+    assert reply.json()["error"] == "temporarily_unavailable"
+    assert_security_headers(reply)
