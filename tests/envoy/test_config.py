@@ -24,6 +24,7 @@ VARIANTS = {
         per_address_limit=RateLimit(5, 0.5), per_tenant_limit=RateLimit(2, 300), max_request_bytes=1024, authz_timeout=0.25,
     ),
     "public-url-443": EnvoyOptions(public_url="https://mcp.example.com/", allowed_origins=("https://app.example.com",)),
+    "behind-tls-proxy": EnvoyOptions(http_port=28080, public_url="https://mcp.example.com", behind_tls_proxy=True, trusted_hops=1),
 }
 
 
@@ -31,8 +32,8 @@ def _hcm(config: dict[str, Any], listener: str = envoy_config.HTTPS_LISTENER) ->
     return envoy_config._connection_manager(envoy_config._listener(config, listener))
 
 
-def _filter_names(config: dict[str, Any]) -> list[str]:
-    return [f["name"] for f in _hcm(config)["http_filters"]]
+def _filter_names(config: dict[str, Any], listener: str = envoy_config.HTTPS_LISTENER) -> list[str]:
+    return [f["name"] for f in _hcm(config, listener)["http_filters"]]
 
 
 def _origins(config: dict[str, Any]) -> list[str]:
@@ -193,3 +194,13 @@ def test_command_disables_hot_restart_so_envoys_run_side_by_side(tmp_path: Path)
     assert Path(command[0]).is_file()
     assert "--disable-hot-restart" in command
     assert command[command.index("--concurrency") + 1] == "2"
+
+
+def test_behind_tls_proxy_serves_the_https_chain_in_plain_http_on_the_http_port() -> None:
+    config = envoy_config.render(VARIANTS["behind-tls-proxy"])
+    (listener,) = config["static_resources"]["listeners"]
+    assert listener["name"] == envoy_config.HTTP_LISTENER
+    assert listener["address"]["socket_address"]["port_value"] == 28080
+    assert "transport_socket" not in listener["filter_chains"][0]
+    assert _filter_names(config, envoy_config.HTTP_LISTENER) == _filter_names(envoy_config.load_canonical())
+    assert _hcm(config, envoy_config.HTTP_LISTENER)["xff_num_trusted_hops"] == 1
