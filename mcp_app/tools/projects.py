@@ -88,7 +88,7 @@ def register(server: MCPServer, box: Toolbox) -> None:
     ) -> dict[str, Any]:
         async with box.call() as tx:
             tx.target = str(project_id)
-            changes = {"name": name, "description": description, "status": status and status.value, "due_date": due_date}
+            changes = {"name": name, "description": description, "status": status.value if status else None, "due_date": due_date}
             row = await update_by_id(tx.conn, "projects", project_id, changes)
             if row is None:
                 raise NotFound("project", project_id)

@@ -108,8 +108,8 @@ def register(server: MCPServer, box: Toolbox) -> None:
             changes: dict[str, Any] = {
                 "title": title,
                 "notes": notes,
-                "priority": priority and priority.value,
-                "status": status and status.value,
+                "priority": priority.value if priority else None,
+                "status": status.value if status else None,
                 "due_date": due_date,
             }
             row = await update_by_id(tx.conn, "todos", todo_id, changes)
