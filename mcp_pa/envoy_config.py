@@ -30,7 +30,6 @@ from typing import Any, Sequence
 
 import yaml
 
-from mcp_pa import contract
 from mcp_pa.certs import SERVER_CERT, SERVER_KEY
 
 CANONICAL_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
@@ -125,8 +124,8 @@ def origin_of(url: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
 
 
-def load_canonical(path: Path = CANONICAL_PATH) -> Config:
-    """The canonical configuration as plain data (YAML anchors resolved)."""
+def load_config(path: Path = CANONICAL_PATH) -> Config:
+    """An Envoy configuration file (by default the canonical one) as plain data, anchors resolved."""
     with path.open() as f:
         data = yaml.safe_load(f)
     if not isinstance(data, dict):
@@ -155,15 +154,13 @@ def _http_filter(config: Config, name: str) -> Config:
     return _named(hcm["http_filters"], name, "HTTP filter")["typed_config"]
 
 
-def _set_endpoint_port(config: Config, cluster: str, host: str | None, port: int | None) -> None:
+def _set_endpoint_port(config: Config, cluster: str, port: int | None) -> None:
     entry = _named(config["static_resources"]["clusters"], cluster, "cluster")
+    if port is None:
+        return
     for group in entry["load_assignment"]["endpoints"]:
         for endpoint in group["lb_endpoints"]:
-            address = endpoint["endpoint"]["address"]["socket_address"]
-            if port is not None:
-                address["port_value"] = port
-            if host is not None:
-                address["address"] = host
+            endpoint["endpoint"]["address"]["socket_address"]["port_value"] = port
 
 
 def _set_descriptor_bucket(filter_config: Config, limit: RateLimit) -> None:
@@ -202,7 +199,7 @@ def allowed_origins(options: EnvoyOptions) -> list[str]:
 
 def render(options: EnvoyOptions, base: Config | None = None) -> Config:
     """The canonical configuration (or `base`) with the fields `options` names changed."""
-    config = copy.deepcopy(base if base is not None else load_canonical())
+    config = copy.deepcopy(base if base is not None else load_config())
     https = _listener(config, HTTPS_LISTENER)
     http = _listener(config, HTTP_LISTENER)
     for listener, port in ((https, options.https_port), (http, options.http_port)):
@@ -213,8 +210,8 @@ def render(options: EnvoyOptions, base: Config | None = None) -> Config:
             address["address"] = options.listen_address
     if options.admin_port is not None:
         config["admin"]["address"]["socket_address"]["port_value"] = options.admin_port
-    _set_endpoint_port(config, AUTHZ_CLUSTER, None, options.authz_port)
-    _set_endpoint_port(config, APP_CLUSTER, None, options.app_port)
+    _set_endpoint_port(config, AUTHZ_CLUSTER, options.authz_port)
+    _set_endpoint_port(config, APP_CLUSTER, options.app_port)
 
     if options.cert_dir is not None:
         tls = https["filter_chains"][0]["transport_socket"]["typed_config"]["common_tls_context"]

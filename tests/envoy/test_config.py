@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -44,7 +47,7 @@ def _origins(config: dict[str, Any]) -> list[str]:
 
 def test_canonical_config_validates_with_only_its_certificate_directory_changed(tmp_path: Path, dev_certs: DevCerts) -> None:
     # The canonical file names /etc/mcp-pa/tls/*, which exists only where it is mounted.
-    canonical = envoy_config.load_canonical()
+    canonical = envoy_config.load_config()
     variant = envoy_config.render(EnvoyOptions(cert_dir=dev_certs.server_cert.parent))
     tls_path = ["static_resources", "listeners", 0, "filter_chains", 0, "transport_socket"]
     stripped = [copy.deepcopy(canonical), copy.deepcopy(variant)]
@@ -70,7 +73,7 @@ def test_settings_variant_validates(tmp_path: Path, dev_certs: DevCerts) -> None
     options = envoy_config.options_from_settings(settings, cert_dir=dev_certs.server_cert.parent)
     path = envoy_config.write_config(tmp_path / "settings.yaml", options)
     envoy_config.validate(path)
-    assert _origins(envoy_config.load_canonical(path)) == ["https://mcp.example.com", "https://a.example", "https://b.example"]
+    assert _origins(envoy_config.load_config(path)) == ["https://mcp.example.com", "https://a.example", "https://b.example"]
 
 
 def test_broken_config_is_reported_with_envoys_message(tmp_path: Path) -> None:
@@ -81,7 +84,7 @@ def test_broken_config_is_reported_with_envoys_message(tmp_path: Path) -> None:
 
 
 def test_filter_order_is_strip_origin_address_limit_body_limit_authz_tenant_limit_router() -> None:
-    assert _filter_names(envoy_config.load_canonical()) == [
+    assert _filter_names(envoy_config.load_config()) == [
         "security_headers",
         envoy_config.ORIGIN_FILTER,
         envoy_config.PER_ADDRESS_FILTER,
@@ -94,7 +97,7 @@ def test_filter_order_is_strip_origin_address_limit_body_limit_authz_tenant_limi
 
 
 def test_canonical_ext_authz_fails_closed_with_a_bounded_timeout() -> None:
-    ext_authz = envoy_config._http_filter(envoy_config.load_canonical(), envoy_config.EXT_AUTHZ_FILTER)
+    ext_authz = envoy_config._http_filter(envoy_config.load_config(), envoy_config.EXT_AUTHZ_FILTER)
     assert ext_authz["transport_api_version"] == "V3"
     assert ext_authz["failure_mode_allow"] is False
     assert ext_authz["status_on_error"] == {"code": "ServiceUnavailable"}
@@ -103,7 +106,7 @@ def test_canonical_ext_authz_fails_closed_with_a_bounded_timeout() -> None:
 
 
 def test_canonical_ports_match_the_contract() -> None:
-    canonical = envoy_config.load_canonical()
+    canonical = envoy_config.load_config()
     ports = {l["name"]: l["address"]["socket_address"]["port_value"] for l in canonical["static_resources"]["listeners"]}
     assert ports == {"https": contract.DEFAULT_HTTPS_PORT, "http": contract.DEFAULT_HTTP_PORT}
     endpoints = {
@@ -116,7 +119,7 @@ def test_canonical_ports_match_the_contract() -> None:
 
 
 def test_exact_routes_without_authz_are_the_contracts_public_paths() -> None:
-    assert envoy_config.unauthenticated_paths(envoy_config.load_canonical()) == set(contract.PUBLIC_PATHS)
+    assert envoy_config.unauthenticated_paths(envoy_config.load_config()) == set(contract.PUBLIC_PATHS)
 
 
 def test_render_changes_ports_certificates_and_upstreams() -> None:
@@ -136,7 +139,7 @@ def test_render_changes_ports_certificates_and_upstreams() -> None:
 
 
 def test_render_never_changes_the_loaded_canonical() -> None:
-    canonical = envoy_config.load_canonical()
+    canonical = envoy_config.load_config()
     before = copy.deepcopy(canonical)
     envoy_config.render(VARIANTS["small-limits"], base=canonical)
     assert canonical == before
@@ -149,7 +152,7 @@ def test_redirect_follows_the_public_url_port() -> None:
 
     assert redirect(envoy_config.render(EnvoyOptions(https_port=18443)))["port_redirect"] == 18443
     assert redirect(envoy_config.render(VARIANTS["public-url-443"]))["port_redirect"] == 443
-    assert redirect(envoy_config.load_canonical())["port_redirect"] == contract.DEFAULT_HTTPS_PORT
+    assert redirect(envoy_config.load_config())["port_redirect"] == contract.DEFAULT_HTTPS_PORT
 
 
 def test_allowed_origins_start_with_the_public_origin_and_are_normalised() -> None:
@@ -183,7 +186,7 @@ def test_origin_of_refuses_non_http_urls(url: str) -> None:
 
 
 def test_missing_part_of_the_canonical_config_is_named() -> None:
-    config = envoy_config.load_canonical()
+    config = envoy_config.load_config()
     config["static_resources"]["clusters"] = [c for c in config["static_resources"]["clusters"] if c["name"] != "authz"]
     with pytest.raises(EnvoyConfigError, match="cluster named 'authz'"):
         envoy_config.render(EnvoyOptions(authz_port=1), base=config)
@@ -202,5 +205,19 @@ def test_behind_tls_proxy_serves_the_https_chain_in_plain_http_on_the_http_port(
     assert listener["name"] == envoy_config.HTTP_LISTENER
     assert listener["address"]["socket_address"]["port_value"] == 28080
     assert "transport_socket" not in listener["filter_chains"][0]
-    assert _filter_names(config, envoy_config.HTTP_LISTENER) == _filter_names(envoy_config.load_canonical())
+    assert _filter_names(config, envoy_config.HTTP_LISTENER) == _filter_names(envoy_config.load_config())
     assert _hcm(config, envoy_config.HTTP_LISTENER)["xff_num_trusted_hops"] == 1
+
+
+def test_command_line_renders_a_valid_variant_from_settings(tmp_path: Path, dev_certs: DevCerts) -> None:
+    output = tmp_path / "out" / "envoy.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "mcp_pa.envoy_config", "--output", str(output), "--https-port", "18443",
+         "--cert-dir", str(dev_certs.server_cert.parent), "--validate"],
+        env={**os.environ, "MCP_HTTP_PUBLIC_URL": "https://mcp.example.com", "MCP_HTTP_ALLOWED_ORIGINS": "https://a.example"},
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    config = envoy_config.load_config(output)
+    assert _origins(config) == ["https://mcp.example.com", "https://a.example"]
+    assert envoy_config._listener(config, "https")["address"]["socket_address"]["port_value"] == 18443
