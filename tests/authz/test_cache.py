@@ -111,3 +111,30 @@ async def test_cache_is_bounded(fake: FakeProviders) -> None:
         assert len(client.running.pipeline.cache) <= 100
     finally:
         await client.close()
+
+
+def test_jwks_lifetime_follows_cache_control_within_bounds() -> None:
+    from authz_service.providers.jwks import DEFAULT_MAX_AGE, MAX_MAX_AGE, MIN_MAX_AGE, _max_age
+
+    assert _max_age("public, max-age=1200, must-revalidate") == 1200
+    assert _max_age("max-age=5") == MIN_MAX_AGE  # a tiny max-age must not turn into a refetch storm
+    assert _max_age("max-age=99999999") == MAX_MAX_AGE
+    assert _max_age("no-store") == MIN_MAX_AGE
+    assert _max_age(None) == DEFAULT_MAX_AGE
+
+
+def test_jwks_keeps_only_asymmetric_signing_keys_with_their_algorithms() -> None:
+    from tests.fakes import SigningKey
+
+    from authz_service.providers.jwks import parse_jwks
+
+    rsa, ec = SigningKey("RS256"), SigningKey("ES256")
+    keys = parse_jwks({"keys": [
+        rsa.public_jwk(),
+        {k: v for k, v in ec.public_jwk().items() if k != "alg"},  # no alg: the curve decides
+        {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+        {**SigningKey("RS256", kid="enc").public_jwk(), "use": "enc"},
+    ]})
+    assert set(keys) == {rsa.kid, ec.kid}
+    assert keys[rsa.kid].algorithms == {"RS256"}  # the JWK's own alg narrows the RSA family
+    assert keys[ec.kid].algorithms == {"ES256"}

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mcp_pa import contract
+from tests.fakes import FakeProviders
 
 from tests.authz.conftest import AUTH0_AUDIENCE, RESOURCE_METADATA, STATIC_KEY, AuthzClient, issuer, make_settings, serve
 
@@ -75,7 +78,7 @@ async def test_single_credential_in_raw_header_map_is_allowed(authz: AuthzClient
     assert d.allowed
 
 
-async def test_suspended_tenant_is_refused_with_403_access_denied(fake, tmp_path) -> None:
+async def test_suspended_tenant_is_refused_with_403_access_denied(fake: FakeProviders, tmp_path: Path) -> None:
     tenants = tmp_path / "tenants.yaml"
     tenants.write_text("domains:\n  acme.com: acme\ntenants:\n  acme:\n    suspended: true\n")
     client = await serve(make_settings(fake, tenants_file=tenants))
@@ -95,7 +98,7 @@ async def test_suspended_tenant_is_refused_with_403_access_denied(fake, tmp_path
     [("tools/call", "list_audit_events", "admin"), ("tools/call", "create_todo", "write")],
 )
 async def test_identity_lacking_the_tool_permission_is_refused_with_403_insufficient_scope(
-    fake, authz: AuthzClient, method: str, name: str, needed: str
+    fake: FakeProviders, authz: AuthzClient, method: str, name: str, needed: str
 ) -> None:
     token = issuer(fake, "auth0").mint(AUTH0_AUDIENCE, sub="auth0|reader", scope="openid mcp:read")
     d = await authz.bearer(token, **{"mcp-method": method, "mcp-name": name})
@@ -106,7 +109,7 @@ async def test_identity_lacking_the_tool_permission_is_refused_with_403_insuffic
     assert d.body and d.body["error"] == "insufficient_scope"
 
 
-async def test_read_tool_with_read_scope_is_allowed(fake, authz: AuthzClient) -> None:
+async def test_read_tool_with_read_scope_is_allowed(fake: FakeProviders, authz: AuthzClient) -> None:
     token = issuer(fake, "auth0").mint(AUTH0_AUDIENCE, sub="auth0|reader", scope="openid mcp:read")
     d = await authz.bearer(token, **{"mcp-method": "tools/call", "mcp-name": "list_todos"})
     assert d.allowed and d.headers[contract.HEADER_PERMISSIONS] == "read"
@@ -114,7 +117,7 @@ async def test_read_tool_with_read_scope_is_allowed(fake, authz: AuthzClient) ->
     assert d.allowed
 
 
-async def test_provider_outage_without_cached_decision_is_503_with_retry_after(fake, authz: AuthzClient) -> None:
+async def test_provider_outage_without_cached_decision_is_503_with_retry_after(fake: FakeProviders, authz: AuthzClient) -> None:
     fake.add_google_token("ya29.outage-token", sub="g-outage", aud="google-client-1.apps.googleusercontent.com")
     fake.fail("/google/tokeninfo", 503)
     try:
@@ -128,7 +131,7 @@ async def test_provider_outage_without_cached_decision_is_503_with_retry_after(f
     assert (await authz.bearer("ya29.outage-token")).allowed
 
 
-async def test_provider_timeout_is_503_never_allow(fake, authz: AuthzClient) -> None:
+async def test_provider_timeout_is_503_never_allow(fake: FakeProviders, authz: AuthzClient) -> None:
     fake.add_google_token("ya29.slow-token", sub="g-slow", aud="google-client-1.apps.googleusercontent.com")
     fake.fail("/google/tokeninfo", "hang")
     try:
@@ -138,7 +141,7 @@ async def test_provider_timeout_is_503_never_allow(fake, authz: AuthzClient) -> 
     assert d.status == 503 and "retry-after" in d.headers
 
 
-async def test_rate_limited_provider_is_503(fake, authz: AuthzClient) -> None:
+async def test_rate_limited_provider_is_503(fake: FakeProviders, authz: AuthzClient) -> None:
     fake.add_google_token("ya29.limited", sub="g-limited", aud="google-client-1.apps.googleusercontent.com")
     fake.fail("/google/", 429)
     try:

@@ -13,11 +13,11 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.helpers import free_port, mcp_pa_command, start_process, stop_process, wait_for_port
+from tests.helpers import free_port, mcp_pa_command, stop_process, wait_for_port
 
 from authz_service.proto import external_auth_pb2_grpc
 
-from tests.authz.conftest import STATIC_KEY, check_request, decode
+from tests.authz.conftest import STATIC_KEY, Decision, check_request, decode
 
 BAD_TOKEN = "mcp_sk_this-secret-must-never-be-logged"
 
@@ -43,12 +43,13 @@ class Process:
             self.metrics_port = free_port()
         self.log = tmp / f"authz-{self.port}.log"
         cmd = mcp_pa_command("authz", "--listen", f"127.0.0.1:{self.port}", "--metrics-port", str(self.metrics_port), "--workers", str(workers))
-        self.proc = subprocess.Popen(cmd, env=_env(), stdout=open(self.log, "wb"), stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for_port(self.port, timeout=60, proc=self.proc)
         for worker in range(workers):  # each worker serves metrics on metrics_port + its index
             wait_for_port(self.metrics_port + worker, timeout=60, proc=self.proc)
 
-    def check(self, headers: dict[str, str]):
+    def check(self, headers: dict[str, str]) -> Decision:
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
             return decode(external_auth_pb2_grpc.AuthorizationStub(channel).Check(check_request(headers), timeout=20))
 
