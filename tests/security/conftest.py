@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -130,12 +132,13 @@ class App:
         stop_process(self.proc)
 
 
-def start_app(directory: Path, dsn: str, public_url: str) -> App:
+def start_app(directory: Path, dsn: str, public_url: str, env: Mapping[str, str]) -> App:
+    """The app with the same provider settings as the authz service (its metadata names them)."""
     port = free_port()
     log_path = directory / "app.log"
     proc = start_process(
         mcp_pa_command("app", "--listen", f"127.0.0.1:{port}"),
-        env={"MCP_HTTP_DATABASE_CONNECTION_STRING": dsn, "MCP_HTTP_PUBLIC_URL": public_url, "MCP_HTTP_ENVIRONMENT": "development"},
+        env={**env, "MCP_HTTP_DATABASE_CONNECTION_STRING": dsn, "MCP_HTTP_PUBLIC_URL": public_url, "MCP_HTTP_ENVIRONMENT": "development"},
         log=log_path,
     )
     try:
@@ -255,7 +258,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     keys_file, tenants_file = directory / "keys.yaml", directory / "tenants.yaml"
     keys_file.write_text(keys_file_text())
     tenants_file.write_text(tenants_file_text())
-    postgres = PostgresControl(tmp_path_factory.mktemp("security_pgdata"))
+    # Outside pytest's temp root: every pytest run (other suites run side by side) resets that
+    # root to mode 0700, which locks out the unprivileged user pgserver runs PostgreSQL as.
+    pg_root = Path(tempfile.mkdtemp(prefix="mcp-pa-security-pg-"))
+    pg_root.chmod(0o755)
+    postgres = PostgresControl(pg_root / "pgdata")
     fake = FakeProviders().start()
     fake.issuer("/google", issuer=GOOGLE_ISSUER)
     fake.issuer("/auth0", issuer=f"{fake.url}/auth0/")
@@ -266,9 +273,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     try:
         https_port, authz_port = free_port(), free_port()
         public_url = f"https://localhost:{https_port}"
-        app = start_app(directory, postgres.dsn, public_url)
-        started.append(app)
         env = authz_environment(fake, public_url, keys_file, tenants_file)
+        app = start_app(directory, postgres.dsn, public_url, env)
+        started.append(app)
         authz = start_authz(directory / "authz", authz_port, public_url, env)
         started.append(authz)
         envoy = start_envoy(
@@ -292,6 +299,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         trap.close()
         fake.stop()
         postgres.cleanup()
+        shutil.rmtree(pg_root, ignore_errors=True)
 
 
 def new_name(prefix: str) -> str:
