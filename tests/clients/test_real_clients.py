@@ -12,6 +12,7 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import Callable
 
 import pytest
 from mcp import Client
@@ -22,26 +23,43 @@ from tests.clients.conftest import Stack, request, run_bridge, tool_call
 from tests.helpers import REPO
 
 
-def _bridge_args(stack: Stack, credential: str) -> tuple[list[str], dict[str, str]]:
-    if credential == "api-key-env":
-        return ["--api-key-env", "PA_KEY"], {"PA_KEY": stack.api_key}
-    # The stack also accepts an API key as a bearer token, so a command printing it is a real token source.
+DOCS = REPO / "docs" / "clients.md"
+DOC_URL = "https://mcp.example.com/mcp"
+
+
+def _claude_desktop_entry(stack: Stack) -> StdioServerParameters:
+    """The Claude Desktop entry exactly as docs/clients.md shows it, with the local-stack changes it names.
+
+    Like Claude Desktop, the SDK starts the command with a minimal environment plus the entry's `env`.
+    """
+    section = DOCS.read_text().split("## Claude Desktop", 1)[1]
+    entry = json.loads(section.split("```json", 1)[1].split("```", 1)[0])["mcpServers"]["mcp-pa"]
+    assert entry["args"][:2] == ["connect", DOC_URL] and list(entry["env"]) == ["MCP_PA_API_KEY"]
+    return StdioServerParameters(
+        command=str(Path(sys.prefix) / "bin" / "mcp-pa"),  # "/absolute/path/to/mcp-pa/.venv/bin/mcp-pa"
+        args=[stack.url if a == DOC_URL else a for a in entry["args"]] + ["--ca", str(stack.ca)],
+        env={"MCP_PA_API_KEY": stack.api_key},
+    )
+
+
+def _token_command_entry(stack: Stack) -> StdioServerParameters:
+    # The stack also accepts its API key as a bearer token, so a command printing it is a real token source.
     key_file = stack.ca.parent.parent / "api-key"
-    return ["--token-command", shlex.join(["cat", str(key_file)])], {}
-
-
-@pytest.mark.parametrize(("mode", "credential"), [("auto", "api-key-env"), ("legacy", "token-command")])
-async def test_sdk_client_over_stdio_lists_and_calls_tools_through_the_whole_stack(
-    stack: Stack, mode: str, credential: str
-) -> None:
-    flags, env = _bridge_args(stack, credential)
-    params = StdioServerParameters(
+    return StdioServerParameters(
         command=sys.executable,
-        args=["-m", "mcp_pa", "connect", stack.url, *flags, "--ca", str(stack.ca)],
-        env={**os.environ, **env},
+        args=["-m", "mcp_pa", "connect", stack.url, "--token-command", shlex.join(["cat", str(key_file)]),
+              "--ca", str(stack.ca)],
         cwd=REPO,
     )
-    async with Client(params, mode=mode, cache=None, read_timeout_seconds=60) as client:
+
+
+@pytest.mark.parametrize(
+    ("mode", "entry"), [("auto", _claude_desktop_entry), ("legacy", _token_command_entry)], ids=["docs-api-key", "token-command"]
+)
+async def test_sdk_client_over_stdio_lists_and_calls_tools_through_the_whole_stack(
+    stack: Stack, mode: str, entry: Callable[[Stack], StdioServerParameters]
+) -> None:
+    async with Client(entry(stack), mode=mode, cache=None, read_timeout_seconds=60) as client:
         tools = await client.list_tools()
         assert {t.name for t in tools.tools} == set(contract.TOOL_PERMISSIONS)
         me = await client.call_tool("whoami", {})
