@@ -61,7 +61,7 @@ class Child:
             # the children in order, and killpg reaches each child's own helpers too.
             self.proc = subprocess.Popen(
                 self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
             )
 
     def exited(self) -> bool:
@@ -157,6 +157,15 @@ class Supervisor:
             if not child.exited():
                 self.say(f"  stopping {child.name}")
             child.stop()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when `up` dies, even by SIGKILL (Linux), so nothing is orphaned."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        PR_SET_PDEATHSIG = 1
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _indent(text: str) -> str:
@@ -434,11 +443,13 @@ def _children(
         [*python, "authz", "--listen", f"{LOOPBACK}:{plan.authz_port}", "--metrics-port", str(plan.metrics_port)],
         logs / "authz.log", grpc_serving(plan.authz_port), env,
     )
-    # The app answers /healthz only after its lifespan connected to PostgreSQL.
+    from mcp_app.identity import READYZ_PATH
+
+    # /readyz answers 200 only once the app reaches PostgreSQL (it starts, not ready, without it).
     app = Child(
         "app",
         [*python, "app", "--listen", f"{LOOPBACK}:{plan.app_port}"],
-        logs / "app.log", http_ok(f"http://{LOOPBACK}:{plan.app_port}{contract.HEALTHZ_PATH}"), env,
+        logs / "app.log", http_ok(f"http://{LOOPBACK}:{plan.app_port}{READYZ_PATH}"), env,
     )
     envoy = _envoy_child(plan, logs, certs, settings)
     where = (

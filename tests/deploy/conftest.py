@@ -30,13 +30,18 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def alive(processes: list[psutil.Process]) -> list[str]:
-    """Descriptions of the processes in `processes` that still run (zombies count as gone)."""
+def alive_processes(processes: list[psutil.Process]) -> list[psutil.Process]:
+    """The processes in `processes` that still run (zombies count as gone)."""
     left = []
     for p in processes:
         try:
             if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                left.append(f"{p.pid} {' '.join(p.cmdline()[:3])}")
+                left.append(p)
         except psutil.NoSuchProcess:
             pass
     return left
+
+
+def alive(processes: list[psutil.Process]) -> list[str]:
+    """Descriptions of the processes that still run, for assertion messages."""
+    return [f"{p.pid} {' '.join(p.cmdline()[:4])}" for p in alive_processes(processes)]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import shutil
 import signal
 import socket
 import ssl
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -19,7 +22,7 @@ import psutil
 import pytest
 
 from mcp_pa import contract
-from tests.deploy.conftest import alive, clean_env, list_tool_names
+from tests.deploy.conftest import alive, alive_processes, clean_env, list_tool_names
 from tests.helpers import REPO, free_port, mcp_pa_command
 
 START_TIMEOUT = 120.0  # two busy cores shared with other suites: generous, never asserted on
@@ -34,6 +37,7 @@ class Up:
     https_port: int
     lines: list[str] = field(default_factory=list)
     seconds_to_ready: float = 0.0
+    children: list[psutil.Process] = field(default_factory=list)
 
     def printed(self, prefix: str) -> str:
         found = [line[len(prefix):].strip() for line in self.lines if line.startswith(prefix)]
@@ -64,9 +68,9 @@ def _read_until_ready(up: Up, timeout: float) -> None:
         pytest.fail("`mcp-pa up` did not get ready:\n" + "\n".join(up.lines))
 
 
-@pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
-    state_dir = tmp_path_factory.mktemp("up") / "state"
+@contextlib.contextmanager
+def running_up(state_dir: Path, **env: str) -> Iterator[Up]:
+    """`mcp-pa up` on free ports until ready; afterwards nothing it started is left running."""
     https_port, http_port, authz_port, app_port = (free_port() for _ in range(4))
     command = mcp_pa_command(
         "up", "--state-dir", str(state_dir), "--https-port", str(https_port), "--http-port", str(http_port),
@@ -74,26 +78,41 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
     )
     started = time.monotonic()
     proc = subprocess.Popen(
-        command, cwd=REPO, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0"), text=True,
+        command, cwd=REPO, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0", **env), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     running = Up(proc, state_dir, https_port)
     try:
         _read_until_ready(running, START_TIMEOUT)
         running.seconds_to_ready = time.monotonic() - started
+        running.children = psutil.Process(proc.pid).children(recursive=True)
         yield running
     finally:
-        if proc.poll() is None:  # a test failed before the SIGTERM test: still leave nothing behind
-            descendants = psutil.Process(proc.pid).children(recursive=True)
+        if proc.poll() is None:  # a test failed before stopping it: still leave nothing behind
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(30)
             except subprocess.TimeoutExpired:
-                for p in [psutil.Process(proc.pid), *descendants]:
-                    try:
-                        p.kill()
-                    except psutil.NoSuchProcess:
-                        pass
+                proc.kill()
+        for child in alive_processes(running.children):
+            child.kill()
+
+
+@pytest.fixture(scope="module")
+def state_root() -> Iterator[Path]:
+    """State dirs outside /tmp/pytest-of-*: a concurrent pytest run resets that folder to 0700,
+    which the embedded PostgreSQL's own system user (when run as root) must traverse."""
+    root = Path(tempfile.mkdtemp(prefix="mcp-pa-deploy-"))
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def up(state_root: Path) -> Iterator[Up]:
+    with running_up(state_root / "up") as running:
+        yield running
 
 
 def test_up_prints_the_mcp_url_and_the_api_key(up: Up) -> None:
@@ -136,11 +155,10 @@ def test_a_wrong_key_is_answered_401(up: Up) -> None:
 
 
 def test_sigterm_stops_every_child_and_postgres_leaving_no_process(up: Up) -> None:
-    children = psutil.Process(up.proc.pid).children(recursive=True)
-    names = {" ".join(p.cmdline()[:4]) for p in children}
-    assert any("authz" in n for n in names) and any("app" in n for n in names) and any("envoy" in n for n in names)
+    names = {" ".join(p.cmdline()[:4]) for p in up.children}
+    assert any("authz" in n for n in names) and any(" app" in n for n in names) and any("envoy" in n for n in names)
     postmaster = int((up.state_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
-    processes = [*children, psutil.Process(postmaster)]
+    processes = [*up.children, psutil.Process(postmaster)]
 
     up.proc.send_signal(signal.SIGTERM)
     assert up.proc.wait(60) == 0
@@ -168,16 +186,27 @@ def test_a_port_in_use_is_refused_naming_the_flag_to_change(tmp_path: Path) -> N
     assert not (tmp_path / "s").exists()  # nothing was started or written
 
 
-def test_a_child_that_dies_stops_the_stack_and_is_named_with_its_log(tmp_path: Path) -> None:
-    # An unreachable database makes the app exit during start-up.
-    closed = free_port()
-    result = subprocess.run(
-        mcp_pa_command("up", "--state-dir", str(tmp_path / "s"), "--https-port", str(free_port()),
-                       "--http-port", str(free_port()), "--authz-port", str(free_port()), "--app-port", str(free_port())),
-        cwd=REPO, capture_output=True, text=True, timeout=150,
-        env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0",
-                      MCP_HTTP_DATABASE_CONNECTION_STRING=f"postgresql://nobody:x@127.0.0.1:{closed}/none"),
-    )
-    assert result.returncode == 1
-    assert re.search(r"app exited with code \d+; last lines of \S+app\.log", result.stderr), result.stderr
-    assert "stopping authz" in result.stdout
+def test_a_child_that_dies_stops_the_stack_and_is_named_with_its_log(state_root: Path) -> None:
+    with running_up(state_root / "dies") as stack:
+        app = next(p for p in stack.children if "app" in p.cmdline()[3:4])
+        app.kill()
+        assert stack.proc.wait(60) == 1
+        time.sleep(0.5)  # the reader thread drains the last lines
+        output = "\n".join(stack.lines)
+        assert re.search(r"app was killed by SIGKILL; last lines of \S+app\.log", output), output
+        assert "stopping envoy" in output and "stopping authz" in output
+        assert alive(stack.children) == []
+
+
+def test_up_killed_outright_still_leaves_no_child(state_root: Path) -> None:
+    with running_up(state_root / "killed") as stack:
+        stack.proc.kill()  # SIGKILL: no handler runs; the children's parent-death signal does the work
+        stack.proc.wait(10)
+        deadline = time.monotonic() + 30
+        while alive(stack.children) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert alive(stack.children) == []
+        # PostgreSQL is a daemon by design (the next `up` reuses it); stop it as that `up` would.
+        postmaster = psutil.Process(int((stack.state_dir / "pgdata" / "postmaster.pid").read_text().split()[0]))
+        postmaster.terminate()
+        postmaster.wait(30)
