@@ -1,0 +1,89 @@
+"""`python -m bench [--quick] [--parts 1,2,3,4] [--results-dir DIR]`: run the bench and print the report table.
+
+The full run takes a few minutes on two cores; `--quick` runs part 1 only with 1 s
+measurements (the smoke test uses it to prove the harness works).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from mcp_pa.certs import ensure_dev_certs
+from mcp_pa.contract import API_KEY_PREFIX
+from tests.fakes.providers import FakeProviders
+
+from bench import direct, front_door, mcp_path, memory, report
+from bench.context import AUDIENCE, Bench
+from bench.load import BenchError, require_tools
+from bench.stack import Stack, ports
+from bench.traffic import rs256_tokens
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="part 1 only, 1 s measurements (smoke test)")
+    parser.add_argument("--parts", default=None, help="comma-separated parts to run (default 1,2,3,4; --quick: 1)")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where the <timestamp>/ folder goes")
+    args = parser.parse_args(argv)
+    raw = args.parts or ("1" if args.quick else "1,2,3,4")
+    try:
+        args.parts = {int(p) for p in raw.split(",") if p.strip()}
+    except ValueError:
+        parser.error(f"--parts must be numbers 1-4, got {raw!r}")
+    if not args.parts or not args.parts <= {1, 2, 3, 4}:
+        parser.error(f"--parts must be a subset of 1,2,3,4, got {raw!r}")
+    return args
+
+
+def run(args: argparse.Namespace, command: str) -> Path:
+    out = args.results_dir / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    (out / "h2load").mkdir(parents=True)
+    with FakeProviders() as providers, Stack(out / "logs") as stack:
+        rs_issuer = providers.issuer("/rs")
+        bench = Bench(out=out, quick=args.quick, providers=providers, rs_issuer=rs_issuer,
+                      es_issuer=providers.issuer("/es", alg="ES256"), certs=ensure_dev_certs(out / "tls"),
+                      api_key=API_KEY_PREFIX + secrets.token_urlsafe(32),
+                      token=rs256_tokens(rs_issuer, AUDIENCE, 1, start=999_999)[0])
+        floor_port, one_port, two_port = ports(3)
+        started = time.monotonic()
+        stack.floor(floor_port)
+        one = stack.authz("authz-1w", one_port, env=bench.authz_env())
+        if 1 in args.parts:
+            two = stack.authz("authz-2w", two_port, workers=2, env=bench.authz_env())
+            direct.run(bench, floor_port, one, two)
+            print(f"part 1 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+        if 2 in args.parts:
+            front_door.run(bench, stack, floor_port, one)
+            print(f"part 2 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+        if 3 in args.parts:
+            mcp_path.run(bench, stack, one)
+            print(f"part 3 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+        if 4 in args.parts:
+            memory.run(bench, stack)
+            print(f"part 4 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+        print(report.write(bench.rows, out, command))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = "python -m bench " + " ".join(sys.argv[1:] if argv is None else argv)
+    try:
+        require_tools()
+        out = run(args, command.strip())
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    print(f"results: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""What every bench part shares: the output folder, run lengths, fake issuers, credentials and results."""
+
+from __future__ import annotations
+
+import re
+import statistics
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from mcp_pa.certs import DevCerts
+from tests.fakes.providers import FakeIssuer, FakeProviders
+
+from bench.load import BenchError, H2Load, Measurement
+from bench.traffic import oidc_env, oidc_setting
+
+PUBLIC_URL = "https://localhost:8443"
+AUDIENCE = f"{PUBLIC_URL}/mcp"
+
+
+@dataclass
+class Row:
+    """One line of the report: a case and its figures; `ratio` is rps (or latency) relative to `reference`."""
+
+    part: str
+    case: str
+    rps: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    ratio: float | None = None
+    reference: str = ""
+    value: float | None = None  # a figure that is not a rate (memory, added latency)
+    unit: str = ""
+    note: str = ""
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+
+def combine(runs: Sequence[Measurement]) -> Measurement:
+    """Median of interleaved rounds (so one disturbed round does not decide the figure)."""
+    return Measurement(
+        statistics.median(m.rps for m in runs), statistics.median(m.p50_ms for m in runs),
+        statistics.median(m.p99_ms for m in runs), sum(m.requests for m in runs), 0, 0,
+    )
+
+
+@dataclass
+class Bench:
+    """The run: where results go, how long each measurement lasts, and the credentials in play."""
+
+    out: Path
+    quick: bool
+    providers: FakeProviders
+    rs_issuer: FakeIssuer  # RS256: the repeated token, the first-seen pool, jwt_authn
+    es_issuer: FakeIssuer  # ES256: cheap to mint, fills the cache in the memory part
+    certs: DevCerts
+    api_key: str
+    token: str
+    rows: list[Row] = field(default_factory=list)
+    _logs: int = 0
+
+    @property
+    def duration(self) -> float:
+        return 1.0 if self.quick else 5.0
+
+    @property
+    def warm_up(self) -> float:
+        return 0.5 if self.quick else 1.0
+
+    @property
+    def rounds(self) -> int:
+        return 1 if self.quick else 2
+
+    def authz_env(self) -> dict[str, str]:
+        return {
+            "MCP_HTTP_PUBLIC_URL": PUBLIC_URL,
+            "MCP_HTTP_API_KEY": self.api_key,
+            "MCP_HTTP_LOG_LEVEL": "WARNING",
+            **oidc_env([oidc_setting("bench", self.rs_issuer, AUDIENCE), oidc_setting("benches", self.es_issuer, AUDIENCE)]),
+        }
+
+    def h2load(self, load: H2Load) -> Measurement:
+        self._logs += 1
+        return load.run(self.out / "h2load" / f"{self._logs:03d}.tsv")
+
+    def interleave(self, cases: dict[str, Callable[[], Measurement]]) -> dict[str, list[Measurement]]:
+        """Run every case once per round, in turn (A B C A B C), so drift hits them all alike."""
+        results: dict[str, list[Measurement]] = {name: [] for name in cases}
+        for _ in range(self.rounds):
+            for name, run in cases.items():
+                results[name].append(run())
+        return results
+
+    def add(self, row: Row) -> Row:
+        self.rows.append(row)
+        return row
+
+
+_METRIC = re.compile(r'^mcp_pa_authz_checks_total\{([^}]*)\} ([0-9.e+]+)$', re.M)
+
+
+def refusals(metrics_ports: Sequence[int]) -> int:
+    """Checks the authz workers refused so far (every result but allow), from their metrics."""
+    total = 0
+    for port in metrics_ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+        total += sum(int(float(v)) for labels, v in _METRIC.findall(text) if 'result="allow"' not in labels)
+    return total
+
+
+def assert_no_refusals(metrics_ports: Sequence[int], before: int, what: str) -> None:
+    now = refusals(metrics_ports)
+    if now != before:
+        raise BenchError(f"{what}: the authz service refused {now - before} checks during the run")

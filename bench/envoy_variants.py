@@ -1,0 +1,95 @@
+"""Envoy configurations for the bench, derived in code from the canonical envoy/envoy.yaml.
+
+`mcp_pa.envoy_config.render` sets ports and certificates; on top of that a variant
+- lifts the rate limits out of reach (the filters stay, so their cost is still measured),
+- optionally answers `/mcp` with a direct response (no app: the front door alone),
+- and chooses the authentication: ext_authz (our service or the floor, by the authz port),
+  none (the ceiling), or Envoy's in-process `jwt_authn` on the same token.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from mcp_pa import contract, envoy_config
+
+Auth = Literal["ext_authz", "none", "jwt_authn"]
+# Far beyond anything two cores can send: the buckets never run dry during a run.
+UNLIMITED = envoy_config.RateLimit(requests=1_000_000_000, seconds=1)
+DIRECT_BODY = '{"ok":true}'
+JWT_AUTHN_FILTER = "envoy.filters.http.jwt_authn"
+JWT_PROVIDER = "bench"
+
+
+@dataclass(frozen=True)
+class JwtAuthn:
+    """What Envoy's jwt_authn needs to accept the bench tokens: issuer, audience and the key set."""
+
+    issuer: str
+    audience: str
+    jwks: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The loopback ports of one Envoy and its upstreams."""
+
+    https: int
+    http: int
+    admin: int
+    authz: int
+    app: int
+
+
+def _https_manager(config: dict[str, Any]) -> dict[str, Any]:
+    # The derivation's own lookups, so the bench follows the canonical file's structure.
+    return envoy_config._connection_manager(envoy_config._listener(config, envoy_config.HTTPS_LISTENER))
+
+
+def _jwt_authn_filter(jwt: JwtAuthn) -> dict[str, Any]:
+    return {
+        "name": JWT_AUTHN_FILTER,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {
+                JWT_PROVIDER: {
+                    "issuer": jwt.issuer,
+                    "audiences": [jwt.audience],
+                    "local_jwks": {"inline_string": json.dumps(jwt.jwks)},
+                    "forward": False,
+                    # Verified tokens are cached, as our service caches identities: like for like.
+                    "jwt_cache_config": {"jwt_cache_size": 1000},
+                }
+            },
+            "rules": [{"match": {"prefix": contract.MCP_PATH}, "requires": {"provider_name": JWT_PROVIDER}}],
+        },
+    }
+
+
+def render(ports: Ports, cert_dir: Path, auth: Auth = "ext_authz", direct_response: bool = True,
+           jwt: JwtAuthn | None = None) -> dict[str, Any]:
+    """One bench variant of the canonical configuration."""
+    options = envoy_config.EnvoyOptions(
+        https_port=ports.https, http_port=ports.http, admin_port=ports.admin, authz_port=ports.authz,
+        app_port=ports.app, listen_address="127.0.0.1", cert_dir=cert_dir,
+        per_address_limit=UNLIMITED, per_tenant_limit=UNLIMITED,
+    )
+    config = envoy_config.render(options)
+    manager = _https_manager(config)
+    filters = manager["http_filters"]
+    position = next(i for i, f in enumerate(filters) if f["name"] == envoy_config.EXT_AUTHZ_FILTER)
+    if auth == "none":
+        del filters[position]
+    elif auth == "jwt_authn":
+        if jwt is None:
+            raise ValueError("the jwt_authn variant needs the issuer, audience and JWKS")
+        filters[position] = _jwt_authn_filter(jwt)
+    if direct_response:
+        for route in manager["route_config"]["virtual_hosts"][0]["routes"]:
+            if route.get("name") == "mcp":
+                del route["route"]
+                route["direct_response"] = {"status": 200, "body": {"inline_string": DIRECT_BODY}}
+    return config
