@@ -56,6 +56,7 @@ KEY_RECORDS: dict[str, tuple[str, str, list[str], dict[str, Any]]] = {
     "reader": (_key("reader"), TENANT_A, ["read"], {}),
     "admin": (_key("admin"), TENANT_A, ["admin", "read", "write"], {}),
     "soak": (_key("soak"), "soak", ["read", "write"], {}),
+    "fuzzer": (_key("fuzzer"), "fuzz", ["read", "write"], {}),
     "pgfault": (_key("pgfault"), "pgfault", ["read", "write"], {}),
     "expired": (_key("expired"), TENANT_A, ["read", "write"], {"expires": "2020-01-01T00:00:00Z"}),
     "disabled": (_key("disabled"), TENANT_A, ["read", "write"], {"disabled": True}),
