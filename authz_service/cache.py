@@ -26,20 +26,10 @@ class IdentityCache(Generic[T]):
         self.failure_ttl = failure_ttl
         self.max_entries = max_entries
         self._entries: dict[bytes, tuple[float, T | Denied]] = {}
-        self._inflight: dict[bytes, asyncio.Future[T]] = {}
+        self._inflight: dict[bytes, asyncio.Future[T]] = {}  # single flight: one load per key
 
     def __len__(self) -> int:
         return len(self._entries)
-
-    def peek(self, key: bytes) -> T | Denied | None:
-        """The live cached outcome for key, or None (no metrics, no loading)."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        if entry[0] <= time.time():
-            self._entries.pop(key, None)
-            return None
-        return entry[1]
 
     async def get(self, key: bytes, load: Callable[[], Awaitable[T]], expires_at: Callable[[T], float | None]) -> T:
         """The cached value for key, or load() it once (raising what load raised)."""
@@ -49,40 +39,41 @@ class IdentityCache(Generic[T]):
                 value = entry[1]
                 if isinstance(value, Denied):
                     metrics.CACHE_NEGATIVE_HIT.inc()
-                    raise value
+                    # A fresh traceback each time: re-raising one stored instance would grow it forever.
+                    raise value.with_traceback(None)
                 metrics.CACHE_HIT.inc()
                 return value
             self._entries.pop(key, None)
         metrics.CACHE_MISS.inc()
-        pending = self._inflight.get(key)
-        if pending is not None:
-            return await asyncio.shield(pending)
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._inflight[key] = future
+        task = self._inflight.get(key)
+        if task is None:
+            # The load runs as its own task: a caller that goes away (Envoy cancelled its RPC)
+            # neither cancels it for the callers still waiting nor loses its result.
+            task = asyncio.ensure_future(self._load(key, load, expires_at))
+            self._inflight[key] = task
+            task.add_done_callback(lambda done: self._finished(key, done))
+        return await asyncio.shield(task)
+
+    def _finished(self, key: bytes, task: "asyncio.Future[T]") -> None:
+        self._inflight.pop(key, None)
+        if not task.cancelled():
+            task.exception()  # retrieved here, so an outcome nobody waited for is not reported as lost
+
+    async def _load(self, key: bytes, load: Callable[[], Awaitable[T]], expires_at: Callable[[T], float | None]) -> T:
         try:
             value = await load()
         except Denied as denied:
             if denied.cacheable and self.failure_ttl > 0:
                 self._store(key, denied, time.time() + self.failure_ttl)
-            future.set_exception(denied)
-            future.exception()  # mark retrieved: waiters are optional
             raise
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()
-            raise
-        else:
-            now = time.time()
-            until = now + self.ttl
-            exp = expires_at(value)
-            if exp is not None:
-                until = min(until, exp)
-            if until > now:
-                self._store(key, value, until)
-            future.set_result(value)
-            return value
-        finally:
-            self._inflight.pop(key, None)
+        now = time.time()
+        until = now + self.ttl
+        exp = expires_at(value)
+        if exp is not None:
+            until = min(until, exp)
+        if until > now:
+            self._store(key, value, until)
+        return value
 
     def _store(self, key: bytes, value: T | Denied, until: float) -> None:
         if key not in self._entries and len(self._entries) >= self.max_entries:

@@ -57,6 +57,27 @@ async def test_concurrent_checks_of_one_new_token_make_one_provider_call(fake: F
     assert fake.count("/google/tokeninfo") - before == 1
 
 
+async def test_a_caller_giving_up_does_not_cancel_the_shared_provider_call(fake: FakeProviders, authz: AuthzClient) -> None:
+    import grpc
+
+    from tests.authz.conftest import check_request
+
+    fake.add_google_token("ya29.slow-but-fine", sub="c-8", aud=GOOGLE_CLIENT)
+    fake.slow_down("/google/tokeninfo", 0.5)
+    before = fake.count("/google/tokeninfo")
+    try:
+        impatient = asyncio.ensure_future(authz.stub.Check(check_request({"authorization": "Bearer ya29.slow-but-fine"}), timeout=0.2))
+        await asyncio.sleep(0.05)  # the impatient caller starts the provider call
+        waited = await authz.bearer("ya29.slow-but-fine")
+        gave_up = (await asyncio.gather(impatient, return_exceptions=True))[0]
+    finally:
+        fake.recover()
+    assert isinstance(gave_up, grpc.aio.AioRpcError) and gave_up.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert waited.allowed
+    assert (await authz.bearer("ya29.slow-but-fine")).allowed
+    assert fake.count("/google/tokeninfo") - before == 1
+
+
 async def test_outage_keeps_cached_identities_working_and_sends_new_opaque_tokens_to_503(fake: FakeProviders, authz: AuthzClient) -> None:
     fake.add_google_token("ya29.cached-before-outage", sub="c-5", aud=GOOGLE_CLIENT)
     fake.add_google_token("ya29.new-during-outage", sub="c-6", aud=GOOGLE_CLIENT)

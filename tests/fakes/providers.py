@@ -86,6 +86,7 @@ class FakeProviders:
         self.github_apps: dict[str, str] = {}  # client_id → secret
         self.requests: Counter[str] = Counter()
         self.failures: dict[str, int | str] = {}  # path prefix → HTTP status or "hang"
+        self.delays: dict[str, float] = {}  # path prefix → seconds to wait before a normal answer
         self.hang_seconds = 3.0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
@@ -140,8 +141,13 @@ class FakeProviders:
         """Make every path under prefix answer status (or "hang" past the client timeout)."""
         self.failures[prefix] = status
 
+    def slow_down(self, prefix: str, seconds: float) -> None:
+        """Answer paths under prefix normally, but only after seconds."""
+        self.delays[prefix] = seconds
+
     def recover(self) -> None:
         self.failures.clear()
+        self.delays.clear()
 
     def count(self, prefix: str) -> int:
         """Requests seen whose path starts with prefix."""
@@ -161,6 +167,9 @@ class FakeProviders:
     def handle(self, method: str, path: str, query: dict[str, list[str]], headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], Any]:
         with self._lock:
             self.requests[path] += 1
+        for prefix, seconds in list(self.delays.items()):
+            if path.startswith(prefix):
+                time.sleep(seconds)
         for prefix, status in self.failures.items():
             if path.startswith(prefix):
                 if status == "hang":
