@@ -30,6 +30,7 @@ MIGRATIONS_TABLE = "schema_migrations"
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Tables the tenant role may only read and append to (no UPDATE/DELETE on the audit log).
 APPEND_ONLY_TABLES = ("audit_events",)
+PING_TIMEOUT = 2.0  # seconds, for /readyz
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,16 +81,14 @@ def _advisory_key(schema: str) -> int:
 
 async def ensure_role(conn: asyncpg.Connection) -> None:
     """Create the tenant role if missing and let the connecting user switch to it."""
-    async with conn.transaction():
-        # Serialise role creation across processes; CREATE ROLE has no IF NOT EXISTS.
-        await conn.execute("SELECT pg_advisory_xact_lock($1)", _advisory_key("role:" + TENANT_ROLE))
-        exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", TENANT_ROLE)
-        if not exists:
+    if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", TENANT_ROLE):
+        try:
             await conn.execute(f"CREATE ROLE {quote_ident(TENANT_ROLE)} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT")
-        is_super = await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
-        if not is_super:
-            # A non-superuser needs membership to SET ROLE; superusers may switch to any role.
-            await conn.execute(f"GRANT {quote_ident(TENANT_ROLE)} TO CURRENT_USER")
+        except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+            pass  # another replica created it between our check and our CREATE: same outcome
+    if not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
+        # A non-superuser needs membership to SET ROLE; superusers may switch to any role.
+        await conn.execute(f"GRANT {quote_ident(TENANT_ROLE)} TO CURRENT_USER")
 
 
 async def migrate_schema(conn: asyncpg.Connection, tenant_id: str, migrations: list[Migration]) -> list[int]:
@@ -177,13 +176,16 @@ class Database:
             self._pool = None
 
     async def ping(self) -> bool:
-        """True when the database answers within two seconds (for /readyz)."""
+        """True when the database answers within two seconds and the tenant role exists (/readyz)."""
         try:
-            async with asyncio.timeout(2):
-                await self._ensure_role_once()
-                async with self.pool.acquire() as conn:
-                    return await conn.fetchval("SELECT 1") == 1
-        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, RuntimeError):
+            # asyncpg's own timeouts cancel the statement on the server and keep the pool sound.
+            async with self.pool.acquire(timeout=PING_TIMEOUT) as conn:
+                if await conn.fetchval("SELECT 1", timeout=PING_TIMEOUT) != 1:
+                    return False
+            await self._ensure_role_once()
+            return True
+        except (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, RuntimeError) as exc:
+            log.warning("database not ready", extra={"reason": f"{type(exc).__name__}: {exc}"[:300]})
             return False
 
     async def ensure_tenant(self, tenant_id: str) -> None:
