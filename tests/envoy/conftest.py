@@ -10,6 +10,7 @@ from __future__ import annotations
 import http.client
 import json
 import secrets
+import socket
 import ssl
 import threading
 from dataclasses import dataclass, field, replace
@@ -31,9 +32,23 @@ class _EchoHandler(BaseHTTPRequestHandler):
     server: "EchoUpstream"
     protocol_version = "HTTP/1.1"
 
+    def _read_body(self) -> bytes:
+        if self.headers.get("transfer-encoding", "").lower() != "chunked":
+            length = int(self.headers.get("content-length") or 0)
+            return self.rfile.read(length) if length else b""
+        # Read a chunked body to its end like a real app would, so no reply leaves early.
+        body = b""
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            body += self.rfile.read(size)
+            self.rfile.readline()
+        self.rfile.readline()
+        return body
+
     def _answer(self) -> None:
-        length = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(length) if length else b""
+        try:
+            body = self._read_body()
+        except (OSError, ValueError):
+            return  # Envoy reset the request mid-body: nothing to answer
         seen = {
             "method": self.command,
             "path": self.path,
@@ -66,7 +81,18 @@ class EchoUpstream(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _EchoHandler)
         self.requests: list[dict[str, Any]] = []
         self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
         threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
 
     @property
     def port(self) -> int:
@@ -81,8 +107,16 @@ class EchoUpstream(ThreadingHTTPServer):
             return [r for r in self.requests if r["headers"].get(TEST_ID_HEADER) == test_id]
 
     def close(self) -> None:
+        """Stop listening and drop the connections Envoy keeps pooled: the app is gone."""
         self.shutdown()
         self.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 @dataclass
