@@ -31,6 +31,7 @@ TEST_ID_HEADER = "x-test-id"
 class _EchoHandler(BaseHTTPRequestHandler):
     server: "EchoUpstream"
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate writes
 
     def _read_body(self) -> bytes:
         if self.headers.get("transfer-encoding", "").lower() != "chunked":
