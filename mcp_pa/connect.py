@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import logging
 import os
@@ -25,17 +26,28 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Iterator
 
 import httpx
-from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER, NAME_BEARING_METHODS, encode_header_value
-from mcp_types import CONNECTION_CLOSED, INTERNAL_ERROR, INVALID_REQUEST, PARSE_ERROR, PROTOCOL_VERSION_META_KEY
-from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from mcp_pa import contract, logs
 from mcp_pa.settings import is_loopback_url
 
 log = logging.getLogger("mcp_pa.connect")
 
-MCP_SESSION_ID_HEADER = "mcp-session-id"
 ACCEPT = "application/json, text/event-stream"
+
+# MCP wire names, written here instead of imported: importing anything under `mcp` loads the
+# whole SDK (0.7 s of a 1 s start), and Claude Desktop starts a bridge for every session.
+# tests/clients/test_bridge.py pins each one to the installed SDK's value.
+MCP_SESSION_ID_HEADER = "mcp-session-id"
+MCP_PROTOCOL_VERSION_HEADER = "mcp-protocol-version"
+PROTOCOL_VERSION_META_KEY = "io.modelcontextprotocol/protocolVersion"
+MODERN_PROTOCOL_VERSIONS = ("2026-07-28",)  # the eras with a per-request `_meta` envelope
+NAME_BEARING_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}  # → Mcp-Name
+PARSE_ERROR = -32700
+INVALID_REQUEST = -32600
+INTERNAL_ERROR = -32603
+CONNECTION_CLOSED = -32000
+_HEADER_SAFE = re.compile(r"^[\x20-\x7E]*$")
+_B64_SENTINEL = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
 
 # JSON-RPC codes for statuses the front door answers itself. They sit in the implementation-
 # defined server range (-32000..-32099) away from the codes the SDK gives a meaning to
@@ -64,7 +76,7 @@ class BridgeError(Exception):
 
 
 class Credential:
-    """No credential: requests go out bare and the server's 401 explains what to pass."""
+    """How the bridge authenticates; the base sends nothing, and the server's 401 says what to pass."""
 
     refreshable = False
 
@@ -160,6 +172,13 @@ class TokenCommandCredential(Credential):
             f"The token from {self._argv[0]!r} was refused even after running the command again; "
             "check that it prints a current token issued for this server."
         )
+
+
+def encode_header_value(value: str) -> str:
+    """A value as the SDK puts it in Mcp-Name: verbatim if it survives an HTTP field, else `=?base64?…?=`."""
+    if _HEADER_SAFE.fullmatch(value) and value == value.strip() and not _B64_SENTINEL.fullmatch(value):
+        return value
+    return f"=?base64?{base64.b64encode(value.encode()).decode('ascii')}?="
 
 
 # --- mapping HTTP failures to JSON-RPC errors -------------------------------------------------
@@ -290,11 +309,18 @@ class Bridge:
         self.session_id: str | None = None
         self.protocol_version: str | None = None  # negotiated by a handshake-era initialize
         self._in_flight: dict[Any, _InFlight] = {}
+        self._client_gone = False
 
     def write(self, message: Any) -> None:
         # One complete line per synchronous write: concurrent tasks never interleave a frame.
-        self.out.write(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
-        self.out.flush()
+        try:
+            self.out.write(json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode() + b"\n")
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            # The client closed our stdout; its stdin EOF will follow and end the bridge.
+            if not self._client_gone:
+                log.warning("the client closed the connection; answers are dropped")
+            self._client_gone = True
 
     async def run(self, lines: asyncio.Queue[bytes | None]) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -312,7 +338,13 @@ class Bridge:
                 if isinstance(message, dict) and _is_request(message):
                     request_id = message["id"]
                     self._in_flight[request_id] = _InFlight(task, self._modern_version(message) is not None)
-                    task.add_done_callback(lambda _t, rid=request_id: self._in_flight.pop(rid, None))
+                    task.add_done_callback(lambda done, rid=request_id: self._forget(rid, done))
+
+    def _forget(self, request_id: Any, task: asyncio.Task[None]) -> None:
+        # Only this task's entry: a client may reuse an id once its request is answered.
+        entry = self._in_flight.get(request_id)
+        if entry is not None and entry.task is task:
+            del self._in_flight[request_id]
 
     def _consume_cancellation(self, message: Any) -> bool:
         """Abort a modern request's POST on `notifications/cancelled`; True means "do not POST".
@@ -364,11 +396,9 @@ class Bridge:
         except BridgeError as exc:
             self._fail(request_id, exc)
         except httpx.HTTPError as exc:
-            self._fail(request_id, BridgeError(
-                CONNECTION_CLOSED,
-                f"Cannot reach {self.url}: {exc or type(exc).__name__}. Check the URL, that the server is running, "
-                "and --ca if it uses a private certificate authority.",
-            ))
+            reason = str(exc) or type(exc).__name__
+            advice = "Check the URL, that the server is running, and --ca if it uses a private certificate authority."
+            self._fail(request_id, BridgeError(CONNECTION_CLOSED, f"Cannot reach {self.url}: {reason}. {advice}"))
         except Exception:  # a bug here must cost one message, not the client's whole connection
             log.exception("relaying a message failed")
             self._fail(request_id, BridgeError(INTERNAL_ERROR, "The bridge failed to relay this message; see its log."))

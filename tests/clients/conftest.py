@@ -99,6 +99,10 @@ class Stack:
     ca: Path
 
 
+# An Auth0 issuer that never resolves (.invalid): it only has to appear in the PRM for discovery.
+AUTH0_DOMAIN = "mcp-pa-clients-test.invalid"
+
+
 def _clean_env(**extra: str) -> dict[str, str]:
     """No MCP_HTTP_* a developer exported may leak into the stack under test."""
     return {**{k: v for k, v in os.environ.items() if not k.startswith("MCP_HTTP_")}, **extra}
@@ -128,7 +132,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         proc = subprocess.Popen(
             mcp_pa_command("up", "--state-dir", str(base / "state"), "--https-port", ports[0], "--http-port", ports[1],
                            "--authz-port", ports[2], "--app-port", ports[3]),
-            env=_clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0", MCP_HTTP_API_KEYS_FILE=str(keys_file)),
+            env=_clean_env(
+                MCP_HTTP_AUTHZ_METRICS_PORT="0",
+                MCP_HTTP_API_KEYS_FILE=str(keys_file),
+                MCP_HTTP_AUTH0_DOMAIN=AUTH0_DOMAIN,
+                MCP_HTTP_AUTH0_AUDIENCE=f"https://localhost:{ports[0]}{contract.MCP_PATH}",
+            ),
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, start_new_session=True,
         )
     try:

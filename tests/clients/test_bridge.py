@@ -6,9 +6,12 @@ import shlex
 import sys
 from pathlib import Path
 
+import mcp_types
 import pytest
+from mcp.client import streamable_http
+from mcp.shared import inbound
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY
-from mcp_types.version import LATEST_MODERN_VERSION
+from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 
 from mcp_pa import connect, contract
 from mcp_pa.cli import build_parser
@@ -185,3 +188,19 @@ def test_a_refused_argument_stops_the_process_with_status_2_and_no_traceback() -
     assert run.returncode == 2
     assert "use https" in run.stderr and "Traceback" not in run.stderr
     assert run.stdout == ""
+
+
+def test_the_bridge_speaks_the_installed_sdks_wire_names() -> None:
+    """connect.py writes these out to start fast; they must stay what the SDK sends and expects."""
+    assert connect.MCP_SESSION_ID_HEADER == streamable_http.MCP_SESSION_ID
+    assert connect.MCP_PROTOCOL_VERSION_HEADER == inbound.MCP_PROTOCOL_VERSION_HEADER
+    assert (contract.HEADER_MCP_METHOD, contract.HEADER_MCP_NAME) == (inbound.MCP_METHOD_HEADER, inbound.MCP_NAME_HEADER)
+    assert connect.PROTOCOL_VERSION_META_KEY == PROTOCOL_VERSION_META_KEY
+    assert connect.MODERN_PROTOCOL_VERSIONS == MODERN_PROTOCOL_VERSIONS
+    assert connect.NAME_BEARING_METHODS == dict(inbound.NAME_BEARING_METHODS)
+    codes = ("PARSE_ERROR", "INVALID_REQUEST", "INTERNAL_ERROR", "CONNECTION_CLOSED")
+    assert [getattr(connect, c) for c in codes] == [getattr(mcp_types, c) for c in codes]
+    sdk_codes = {v for k, v in vars(mcp_types).items() if k.isupper() and isinstance(v, int)}
+    assert not sdk_codes & {connect.UNAUTHORIZED, connect.FORBIDDEN, connect.RATE_LIMITED, connect.UNAVAILABLE}
+    for value in ["echo", "pa://todos", " padded", "grüße", "=?base64?Zm9v?=", "tab\there", ""]:
+        assert connect.encode_header_value(value) == inbound.encode_header_value(value), value

@@ -9,17 +9,24 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import ssl
 import subprocess
 import sys
 from pathlib import Path
 from typing import Callable
 
+import httpx2
 import pytest
 from mcp import Client
+from mcp.client.auth.utils import (
+    build_protected_resource_metadata_discovery_urls,
+    extract_resource_metadata_from_www_auth,
+    handle_protected_resource_response,
+)
 from mcp.client.stdio import StdioServerParameters
 
 from mcp_pa import connect, contract
-from tests.clients.conftest import Stack, request, run_bridge, tool_call
+from tests.clients.conftest import AUTH0_DOMAIN, Stack, request, run_bridge, tool_call
 from tests.helpers import REPO
 
 
@@ -125,3 +132,18 @@ def test_inspector_cli_with_a_wrong_key_is_refused(inspector: Path, stack: Stack
     refused = _inspector(inspector, stack, contract.API_KEY_PREFIX + "wrong-key-0123456789abcdef", "tools/list")
     assert refused.returncode != 0
     assert "invalid_token" in refused.stdout + refused.stderr
+
+
+async def test_an_oauth_client_finds_the_authorization_server_from_the_401(stack: Stack) -> None:
+    """The discovery steps of docs/clients.md, done with the SDK's own OAuth discovery helpers."""
+    async with httpx2.AsyncClient(verify=ssl.create_default_context(cafile=str(stack.ca)), timeout=30) as http:
+        denied = await http.post(stack.url, json=request(1, "tools/list"), headers={"accept": connect.ACCEPT})
+        assert denied.status_code == 401
+        advertised = extract_resource_metadata_from_www_auth(denied)
+        assert advertised == stack.url.removesuffix(contract.MCP_PATH) + contract.PRM_MCP_PATH
+        first = build_protected_resource_metadata_discovery_urls(advertised, stack.url)[0]
+        metadata = await handle_protected_resource_response(await http.get(first))
+    assert metadata is not None
+    assert str(metadata.resource) == stack.url
+    assert [str(s) for s in metadata.authorization_servers] == [f"https://{AUTH0_DOMAIN}/"]
+    assert metadata.scopes_supported == list(contract.SCOPES)
