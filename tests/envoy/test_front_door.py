@@ -85,6 +85,7 @@ def test_tls_handshake_offers_h2_and_http11_at_tls12_or_newer(envoy: Envoy, alpn
             assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
+@pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
 def test_tls_below_1_2_is_refused(envoy: Envoy) -> None:
     context = envoy.tls_context()
     context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer TLS 1.1 at all
