@@ -221,3 +221,15 @@ def test_command_line_renders_a_valid_variant_from_settings(tmp_path: Path, dev_
     config = envoy_config.load_config(output)
     assert _origins(config) == ["https://mcp.example.com", "https://a.example"]
     assert envoy_config._listener(config, "https")["address"]["socket_address"]["port_value"] == 18443
+
+
+def test_mcp_responses_may_stream_long_while_headers_and_idleness_are_bounded() -> None:
+    hcm = _hcm(envoy_config.load_config())
+    routes = {r["name"]: r for r in hcm["route_config"]["virtual_hosts"][0]["routes"]}
+    assert routes["mcp"]["route"]["timeout"] == "0s"  # SSE: no total response timeout
+    assert routes["app"]["route"]["timeout"] == "30s"
+    assert hcm["request_headers_timeout"] == "10s"
+    assert hcm["stream_idle_timeout"] == "300s"
+    assert hcm["common_http_protocol_options"]["headers_with_underscores_action"] == "REJECT_REQUEST"
+    assert hcm["use_remote_address"] is True
+    assert hcm["merge_slashes"] is True and hcm["normalize_path"] is True
