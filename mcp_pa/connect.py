@@ -231,12 +231,12 @@ def status_error(response: httpx.Response, body: bytes, credential: Credential) 
             details,
         )
     if status == 429:
-        return BridgeError(RATE_LIMITED, f"Rate limited (HTTP 429): too many requests. Wait {wait} and try again.", details)
+        return BridgeError(RATE_LIMITED, f"Rate limited (HTTP 429{said}). Wait {wait} and try again.", details)
     if status == 503:
         return BridgeError(
             UNAVAILABLE,
-            f"Server unavailable (HTTP 503{said}): the authorization service or an identity provider could not "
-            f"be reached. Try again in {wait}.",
+            f"Server unavailable (HTTP 503{said}): the server, its authorization service or an identity provider "
+            f"is not reachable right now. Try again in {wait}.",
             details,
         )
     if 300 <= status < 400:

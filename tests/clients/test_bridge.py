@@ -62,7 +62,7 @@ def test_front_door_denials_become_jsonrpc_errors_that_say_what_to_do(front_door
     assert errors[11]["code"] == connect.FORBIDDEN
     assert "mcp:write" in errors[11]["message"] and errors[11]["data"]["error"] == "insufficient_scope"
     assert errors[12]["code"] == connect.FORBIDDEN and "suspended" in errors[12]["message"]
-    assert errors[13]["code"] == connect.RATE_LIMITED and "try again" in errors[13]["message"]
+    assert errors[13]["code"] == connect.RATE_LIMITED and "Wait a little while and try again" in errors[13]["message"]
     assert errors[14]["code"] == connect.UNAVAILABLE and "7 seconds" in errors[14]["message"]
     assert errors[14]["data"]["retry_after"] == 7
     run.assert_secret_absent(API_KEY)
