@@ -116,7 +116,10 @@ class TokenCommandCredential(Credential):
     refreshable = True
 
     def __init__(self, command: str) -> None:
-        self._argv = shlex.split(command)
+        try:
+            self._argv = shlex.split(command)
+        except ValueError as exc:  # unbalanced quotes
+            raise ValueError(f"--token-command {command!r}: {exc}") from exc
         if not self._argv:
             raise ValueError("--token-command is empty")
         self._token: str | None = None

@@ -159,6 +159,7 @@ def test_cancelling_a_modern_request_aborts_it_without_an_answer(front_door: Fro
         (["--api-key-env", "PA_NOT_SET"], "PA_NOT_SET"),
         (["--api-key-env", ""], "not set or empty"),
         (["--token-command", ""], "empty"),
+        (["--token-command", "print-token 'unclosed"], "No closing quotation"),
         (["--ca", "/nonexistent/ca.pem"], "no such file"),
         (["--ca", __file__], "not a PEM"),
     ],
