@@ -42,15 +42,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def new_bench(out: Path, quick: bool, providers: FakeProviders) -> Bench:
+    """Issuers on the fake provider server, a dev certificate, a fresh API key and the repeated token."""
+    rs_issuer = providers.issuer("/rs")
+    return Bench(out=out, quick=quick, providers=providers, rs_issuer=rs_issuer,
+                 es_issuer=providers.issuer("/es", alg="ES256"), certs=ensure_dev_certs(out / "tls"),
+                 api_key=API_KEY_PREFIX + secrets.token_urlsafe(32),
+                 token=rs256_tokens(rs_issuer, AUDIENCE, 1, start=999_999)[0])
+
+
 def run(args: argparse.Namespace, command: str) -> Path:
     out = args.results_dir / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     (out / "h2load").mkdir(parents=True)
     with FakeProviders() as providers, Stack(out / "logs") as stack:
-        rs_issuer = providers.issuer("/rs")
-        bench = Bench(out=out, quick=args.quick, providers=providers, rs_issuer=rs_issuer,
-                      es_issuer=providers.issuer("/es", alg="ES256"), certs=ensure_dev_certs(out / "tls"),
-                      api_key=API_KEY_PREFIX + secrets.token_urlsafe(32),
-                      token=rs256_tokens(rs_issuer, AUDIENCE, 1, start=999_999)[0])
+        bench = new_bench(out, args.quick, providers)
         floor_port, one_port, two_port = ports(3)
         started = time.monotonic()
         stack.floor(floor_port)

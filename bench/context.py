@@ -83,10 +83,10 @@ class Bench:
         self._logs += 1
         return load.run(self.out / "h2load" / f"{self._logs:03d}.tsv")
 
-    def interleave(self, cases: dict[str, Callable[[], Measurement]]) -> dict[str, list[Measurement]]:
+    def interleave(self, cases: dict[str, Callable[[], Measurement]], rounds: int | None = None) -> dict[str, list[Measurement]]:
         """Run every case once per round, in turn (A B C A B C), so drift hits them all alike."""
         results: dict[str, list[Measurement]] = {name: [] for name in cases}
-        for _ in range(self.rounds):
+        for _ in range(rounds or self.rounds):
             for name, run in cases.items():
                 results[name].append(run())
         return results
