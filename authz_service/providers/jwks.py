@@ -111,6 +111,7 @@ class JWKS:
         self._keys: dict[str, VerificationKey] | None = None
         self._expires = 0.0
         self._last_attempt = float("-inf")
+        self._last_failure: ProviderUnavailable | None = None  # of the latest fetch, if it failed
         self._lock = asyncio.Lock()
         self._failures = metrics.JWKS_REFRESHES.labels(provider=provider, result="error")
         self._successes = metrics.JWKS_REFRESHES.labels(provider=provider, result="ok")
@@ -131,6 +132,7 @@ class JWKS:
                 raise ProviderUnavailable(f"{self.provider} key set is unusable: {exc}") from exc
         except ProviderUnavailable as exc:
             self._failures.inc()
+            self._last_failure = exc
             if self._keys is None:
                 raise
             log.warning("JWKS refresh failed; keeping the last good keys", extra={"provider": self.provider, "reason": exc.description})
@@ -138,6 +140,7 @@ class JWKS:
             self._expires = time.monotonic() + self.cooldown
             return
         self._successes.inc()
+        self._last_failure = None
         self._keys = keys
         self._expires = time.monotonic() + _max_age(response.headers.get("cache-control"))
 
@@ -161,6 +164,10 @@ class JWKS:
         if found is None:
             await self._refresh(unknown_kid=True)
             found = self._lookup(self._keys or {}, kid)
+        if found is None and self._last_failure is not None:
+            # The kid may be the issuer's new key, which we cannot see while its key set is
+            # unreachable: the token is unverifiable (503, retry), not proven invalid (401).
+            raise self._last_failure
         if found is None:
             raise InvalidToken("the token was signed with an unknown key (kid)")
         return found
