@@ -9,6 +9,7 @@ before the tool body ran. `Toolbox.call()` gives a tool its tenant transaction a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -119,7 +120,21 @@ def _database_failure(exc: Exception) -> ToolFailure | None:
         return ToolFailure("an item with these values already exists")
     if isinstance(exc, (asyncpg.DataError, asyncpg.ProgramLimitExceededError)):
         return ToolFailure("a value was refused by the database (too long or malformed)")
+    if isinstance(exc, _DATABASE_UNAVAILABLE):
+        return ToolFailure("the database is unavailable right now; try again shortly")
     return None
+
+
+# The database is down, restarting or dropped the connection: a retry is the caller's move. (InternalClientError is asyncpg's state error on a connection cut mid-
+# operation; tools never share a connection between operations, so it only arises that way.)
+_DATABASE_UNAVAILABLE = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.OperatorInterventionError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+)
 
 
 class Toolbox:
