@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 import time
+import urllib.parse
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +39,7 @@ GOOGLE_CLIENT = "security-client.apps.googleusercontent.com"
 OIDC_AUDIENCE = "mcp-pa"
 GITHUB_APP = ("Iv1.securityapp", "security-app-secret")
 GOOGLE_ISSUER = "https://accounts.google.com"
+JWKS_REFETCH_COOLDOWN = 1.0  # seconds; an unknown kid inside it is refused without a fetch
 
 # Tenants of the keys file. alice and bob share tenant alpha; carol is alone in beta.
 TENANT_A, TENANT_B = "alpha", "beta"
@@ -66,12 +69,13 @@ KEYS = {name: record[0] for name, record in KEY_RECORDS.items()}
 MCP_ACCEPT = "application/json, text/event-stream"
 
 
-def keys_file_text() -> str:
+def keys_file_text(more: list[dict[str, Any]] | None = None) -> str:
+    """The keys file of KEY_RECORDS, plus `more` raw records."""
     records = [
         {"id": name, "sha256": key_hash(key), "tenant": tenant, "permissions": perms, **extra}
         for name, (key, tenant, perms, extra) in KEY_RECORDS.items()
     ]
-    return yaml.safe_dump({"keys": records})
+    return yaml.safe_dump({"keys": records + (more or [])})
 
 
 def tenants_file_text() -> str:
@@ -100,6 +104,42 @@ def api_key(name: str) -> dict[str, str]:
 
 def bearer(token: str) -> dict[str, str]:
     return {contract.HEADER_AUTHORIZATION: f"Bearer {token}"}
+
+
+class FaultyProviders(FakeProviders):
+    """The fake providers with two more failures: a 200 whose body is not JSON, and a
+    connection closed without any answer (a provider that is down mid-request)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.garbage: set[str] = set()  # path prefixes answered with broken JSON
+        self.closed: set[str] = set()  # path prefixes whose connections are dropped
+        fake = self
+        base: Any = self._server.RequestHandlerClass
+
+        class Handler(base):  # type: ignore[misc, valid-type]
+            def _serve(self, method: str) -> None:
+                path = urllib.parse.urlsplit(self.path).path
+                if any(path.startswith(p) for p in fake.closed):
+                    self.close_connection = True
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                if any(path.startswith(p) for p in fake.garbage):
+                    body = b'{"keys": [{"kty": "RSA", "aud": '  # cut off mid-document
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                super()._serve(method)
+
+        self._server.RequestHandlerClass = Handler
+
+    def recover(self) -> None:
+        super().recover()
+        self.garbage.clear()
+        self.closed.clear()
 
 
 class PostgresControl:
@@ -159,7 +199,7 @@ class Stack:
     authz: Authz
     app: App
     postgres: PostgresControl
-    fake: FakeProviders
+    fake: FaultyProviders
     trap: RequestTrap
     keys_file: Path
     tenants_file: Path
@@ -247,7 +287,7 @@ def authz_environment(fake: FakeProviders, public_url: str, keys_file: Path, ten
         # Short so that fault tests see recovery quickly; the rules are the same as in production.
         "MCP_HTTP_PROVIDER_TIMEOUT": "1.0",
         "MCP_HTTP_FAILURE_CACHE_TTL": "1",
-        "MCP_HTTP_JWKS_REFETCH_COOLDOWN": "1",
+        "MCP_HTTP_JWKS_REFETCH_COOLDOWN": str(JWKS_REFETCH_COOLDOWN),
         "MCP_HTTP_LOG_LEVEL": "INFO",
     }
 
@@ -264,7 +304,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     pg_root = Path(tempfile.mkdtemp(prefix="mcp-pa-security-pg-"))
     pg_root.chmod(0o755)
     postgres = PostgresControl(pg_root / "pgdata")
-    fake = FakeProviders().start()
+    fake = FaultyProviders().start()
     fake.issuer("/google", issuer=GOOGLE_ISSUER)
     fake.issuer("/auth0", issuer=f"{fake.url}/auth0/")
     fake.issuer("/oidc", alg="ES256")
