@@ -228,9 +228,11 @@ class Database:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(
                 "SELECT set_config('search_path', $1, true), set_config('role', $2, true), "
-                "set_config('mcp.user_id', $3, true), set_config('mcp.is_admin', $4, true)",
+                "set_config('mcp.tenant_schema', $3, true), set_config('mcp.user_id', $4, true), "
+                "set_config('mcp.is_admin', $5, true)",
                 schema,
                 TENANT_ROLE,
+                contract.tenant_schema(identity.tenant_id),
                 identity.user_id,
                 "on" if identity.has(contract.PERMISSION_ADMIN) else "off",
             )

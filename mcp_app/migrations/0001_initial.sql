@@ -100,29 +100,31 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_at_idx ON audit_events (at DESC);
 
--- Row-level security: the owner policy on every table; FORCE so the table owner is bound too.
--- %I quotes the name; the search path is the tenant schema, so each name is the tenant's table.
+-- Row-level security. Every policy also requires mcp.tenant_schema to name THIS schema (baked in
+-- here from current_schema(), which the migration runner sets to the tenant's), so a statement
+-- that reaches another tenant's schema by name sees nothing even though one role serves all.
+-- FORCE binds the table owner too; %I and %L quote what they insert.
 DO $$
 DECLARE
     t text;
+    mine text := format('current_setting(''mcp.tenant_schema'', true) = %L', current_schema());
+    owner text := 'owner_id = current_setting(''mcp.user_id'', true)';
 BEGIN
-    FOREACH t IN ARRAY ARRAY['status', 'projects', 'project_tasks', 'todos', 'calendar_events', 'documents'] LOOP
+    FOREACH t IN ARRAY ARRAY['status', 'projects', 'project_tasks', 'todos', 'calendar_events', 'documents', 'audit_events'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
-        EXECUTE format(
-            'CREATE POLICY owner_only ON %I '
-            'USING (owner_id = current_setting(''mcp.user_id'', true)) '
-            'WITH CHECK (owner_id = current_setting(''mcp.user_id'', true))', t);
     END LOOP;
+    FOREACH t IN ARRAY ARRAY['status', 'projects', 'project_tasks', 'todos', 'calendar_events', 'documents'] LOOP
+        EXECUTE format('CREATE POLICY owner_only ON %I USING (%s AND %s) WITH CHECK (%s AND %s)', t, mine, owner, mine, owner);
+    END LOOP;
+    -- Audit: everyone writes rows as themselves; reading the whole tenant's log needs
+    -- mcp.is_admin, which the app sets only for callers holding the admin permission.
+    EXECUTE format(
+        'CREATE POLICY audit_insert_own ON audit_events FOR INSERT '
+        'WITH CHECK (%s AND user_id = current_setting(''mcp.user_id'', true))', mine);
+    EXECUTE format(
+        'CREATE POLICY audit_read ON audit_events FOR SELECT '
+        'USING (%s AND (user_id = current_setting(''mcp.user_id'', true) '
+        'OR current_setting(''mcp.is_admin'', true) = ''on''))', mine);
 END
 $$;
-
--- Audit: everyone writes rows as themselves; reading the whole tenant's log needs mcp.is_admin,
--- which the app sets only for callers holding the admin permission.
-ALTER TABLE audit_events ENABLE ROW LEVEL SECURITY;
-ALTER TABLE audit_events FORCE ROW LEVEL SECURITY;
-CREATE POLICY audit_insert_own ON audit_events FOR INSERT
-    WITH CHECK (user_id = current_setting('mcp.user_id', true));
-CREATE POLICY audit_read ON audit_events FOR SELECT
-    USING (user_id = current_setting('mcp.user_id', true)
-           OR current_setting('mcp.is_admin', true) = 'on');

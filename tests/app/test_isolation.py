@@ -170,3 +170,21 @@ async def test_every_tenant_table_forces_row_level_security(running_app: Running
         )
     assert len(tables) == 7
     assert [t["relname"] for t in tables if not (t["relrowsecurity"] and t["relforcerowsecurity"] and t["policies"])] == []
+
+
+async def test_reaching_another_tenants_schema_by_name_sees_nothing_even_as_the_same_user(running_app: RunningApp) -> None:
+    db = running_app.database
+    here, there = person(new_tenant(), "sam"), person(new_tenant(), "sam")  # one user id in two tenants
+    async with db.transaction(there) as conn:
+        await conn.execute("INSERT INTO todos (title) VALUES ('over there')")
+        await conn.execute("INSERT INTO audit_events (tool, outcome) VALUES ('whoami', 'success')")
+    other = f'"tenant_{there.tenant_id}"'
+    async with db.transaction(here) as conn:
+        assert await conn.fetchval(f"SELECT count(*) FROM {other}.todos") == 0
+        assert await conn.fetchval(f"SELECT count(*) FROM {other}.audit_events") == 0
+        assert await conn.execute(f"UPDATE {other}.todos SET title = 'hijacked'") == "UPDATE 0"
+    async with db.transaction(here) as conn:
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(f"INSERT INTO {other}.todos (title) VALUES ('planted')")
+    async with db.transaction(there) as conn:
+        assert [r["title"] for r in await conn.fetch("SELECT title FROM todos")] == ["over there"]
