@@ -38,6 +38,7 @@ LOG_TAIL_LINES = 20
 API_KEY_FILE = "api-key"
 PROBE_INTERVAL = 0.1
 LOOPBACK = "127.0.0.1"
+INSPECTOR = "@modelcontextprotocol/inspector@0.21.1"  # the version docs/clients.md and its tests use
 
 
 class UpError(Exception):
@@ -294,10 +295,9 @@ def client_help(mcp_url: str, api_key: str | None, ca: Path | None) -> str:
         "VS Code (.vscode/mcp.json):",
         *("  " + line for line in json.dumps(vscode, indent=2).splitlines()),
         "",
-        "MCP Inspector:",
-        "  npx @modelcontextprotocol/inspector   (Transport: Streamable HTTP, URL above,",
-        f"  header {contract.HEADER_API_KEY} = the API key)",
-        f"  npx @modelcontextprotocol/inspector --cli {mcp_url} --transport http \\",
+        "MCP Inspector (docs/clients.md says why this version):",
+        f"  npx {INSPECTOR}   (UI: Transport Streamable HTTP, the URL above, header {contract.HEADER_API_KEY})",
+        f"  npx {INSPECTOR} --cli {mcp_url} --transport http \\",
         f"      --header {shlex.quote(header)} --method tools/list",
         "",
         "Ctrl-C stops everything.",

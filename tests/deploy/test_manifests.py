@@ -185,3 +185,23 @@ def test_dockerfile_runs_as_non_root_with_healthchecks_and_both_targets() -> Non
     assert re.search(r"^USER 10001", text, re.M)
     assert text.count("HEALTHCHECK ") == 2
     assert 'ENTRYPOINT ["mcp-pa", "up"]' in text
+
+
+# --- README -------------------------------------------------------------------------------------
+
+
+def test_readme_settings_table_lists_every_setting() -> None:
+    readme = (REPO / "README.md").read_text()
+    rows = set(re.findall(rf"^\| `{ENV_PREFIX}([A-Z0-9_]+)` \|", readme, re.M))
+    expected = {name.upper() for name in Settings.model_fields}
+    assert expected - rows == set(), f"settings missing from the README table: {sorted(expected - rows)}"
+    assert rows - expected == set(), f"README lists settings that do not exist: {sorted(rows - expected)}"
+
+
+def test_readme_names_every_up_flag() -> None:
+    from mcp_pa.cli import build_parser
+
+    readme = (REPO / "README.md").read_text()
+    up = build_parser()._subparsers._group_actions[0].choices["up"]  # type: ignore[union-attr]
+    flags = {s for a in up._actions for s in a.option_strings if s.startswith("--") and s != "--help"}
+    assert {f for f in flags if f not in readme} == set()

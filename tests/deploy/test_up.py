@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import signal
 import socket
 import ssl
 import stat
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -22,7 +20,7 @@ import psutil
 import pytest
 
 from mcp_pa import contract
-from tests.deploy.conftest import alive, alive_processes, clean_env, list_tool_names
+from tests.deploy.conftest import alive, alive_processes, clean_env, list_tool_names, scratch_dir
 from tests.helpers import REPO, free_port, mcp_pa_command
 
 START_TIMEOUT = 120.0  # two busy cores shared with other suites: generous, never asserted on
@@ -100,13 +98,8 @@ def running_up(state_dir: Path, **env: str) -> Iterator[Up]:
 
 @pytest.fixture(scope="module")
 def state_root() -> Iterator[Path]:
-    """State dirs outside /tmp/pytest-of-*: a concurrent pytest run resets that folder to 0700,
-    which the embedded PostgreSQL's own system user (when run as root) must traverse."""
-    root = Path(tempfile.mkdtemp(prefix="mcp-pa-deploy-"))
-    try:
+    with scratch_dir("mcp-pa-deploy-") as root:
         yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
