@@ -7,6 +7,7 @@ shape of a repeated Authorization header is detected and refused with 400.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Mapping
 
@@ -15,6 +16,8 @@ from mcp_pa.contract import API_KEY_PREFIX, HEADER_API_KEY, HEADER_AUTHORIZATION
 from authz_service.errors import InvalidRequest, InvalidToken, MissingCredential
 
 MAX_TOKEN_BYTES = 8192  # larger tokens are refused before any parsing (RFC 8725 hygiene)
+# Same characters as str.isspace; one C-level scan instead of a Python loop over a ~1 KB JWT.
+_WHITESPACE = re.compile(r"\s")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +36,7 @@ def _bearer_token(authorization: str) -> str:
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer":
         raise InvalidToken("the Authorization header must use the Bearer scheme")
-    if not token or token != token.strip() or any(c.isspace() for c in token):
+    if not token or _WHITESPACE.search(token):
         raise InvalidToken("the bearer token is empty or contains whitespace")
     return token
 
