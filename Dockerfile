@@ -14,16 +14,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
-WORKDIR /src
-# Dependencies first (cached while only the code changes), then the code.
+# The sources stay at /opt/mcp-pa (an editable install): envoy_config finds the canonical
+# envoy/envoy.yaml next to the package, as in a checkout.
+WORKDIR /opt/mcp-pa
 COPY pyproject.toml README.md ./
 COPY mcp_pa ./mcp_pa
 COPY authz_service ./authz_service
 COPY mcp_app ./mcp_app
 COPY protos ./protos
 COPY envoy ./envoy
-RUN pip install --no-cache-dir . \
- && python -m compileall -q /opt/venv/lib
+RUN pip install --no-cache-dir -e . \
+ && python -m compileall -q /opt/venv/lib /opt/mcp-pa
 
 # --- runtime: no compilers, no pip cache, a non-root user --------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -31,8 +32,8 @@ RUN groupadd --system --gid 10001 mcp \
  && useradd --system --uid 10001 --gid mcp --home-dir /home/mcp --create-home --shell /usr/sbin/nologin mcp \
  && install -d -o mcp -g mcp -m 0755 /etc/mcp-pa/tls /home/mcp/state
 COPY --from=build /opt/venv /opt/venv
-# envoy.yaml is shipped for `mcp-pa up` (the all-in-one target); compose and Kubernetes mount it.
-COPY --from=build /src/envoy /opt/mcp-pa/envoy
+# envoy/envoy.yaml comes along for `mcp-pa up` (the all-in-one target); compose and Kubernetes mount it.
+COPY --from=build /opt/mcp-pa /opt/mcp-pa
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1

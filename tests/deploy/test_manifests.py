@@ -205,3 +205,15 @@ def test_readme_names_every_up_flag() -> None:
     up = build_parser()._subparsers._group_actions[0].choices["up"]  # type: ignore[union-attr]
     flags = {s for a in up._actions for s in a.option_strings if s.startswith("--") and s != "--help"}
     assert {f for f in flags if f not in readme} == set()
+
+
+def test_dockerfile_copies_every_package_and_the_canonical_envoy_yaml() -> None:
+    import tomllib
+
+    text = (REPO / "Dockerfile").read_text()
+    copied = set(re.findall(r"^COPY (\S+) \./", text, re.M))
+    packages = {p.rstrip("*") for p in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]}
+    # envoy_config reads envoy/envoy.yaml beside the package: the all-in-one image needs it.
+    assert packages | {"envoy"} <= copied
+    ignored = set((REPO / ".dockerignore").read_text().split())
+    assert not (copied & ignored), "the .dockerignore drops something the Dockerfile copies"

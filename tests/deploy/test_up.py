@@ -33,6 +33,7 @@ class Up:
     proc: subprocess.Popen[str]
     state_dir: Path
     https_port: int
+    http_port: int
     lines: list[str] = field(default_factory=list)
     seconds_to_ready: float = 0.0
     children: list[psutil.Process] = field(default_factory=list)
@@ -67,19 +68,19 @@ def _read_until_ready(up: Up, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def running_up(state_dir: Path, **env: str) -> Iterator[Up]:
+def running_up(state_dir: Path, *flags: str, **env: str) -> Iterator[Up]:
     """`mcp-pa up` on free ports until ready; afterwards nothing it started is left running."""
     https_port, http_port, authz_port, app_port = (free_port() for _ in range(4))
     command = mcp_pa_command(
         "up", "--state-dir", str(state_dir), "--https-port", str(https_port), "--http-port", str(http_port),
-        "--authz-port", str(authz_port), "--app-port", str(app_port),
+        "--authz-port", str(authz_port), "--app-port", str(app_port), *flags,
     )
     started = time.monotonic()
     proc = subprocess.Popen(
         command, cwd=REPO, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0", **env), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
-    running = Up(proc, state_dir, https_port)
+    running = Up(proc, state_dir, https_port, http_port)
     try:
         _read_until_ready(running, START_TIMEOUT)
         running.seconds_to_ready = time.monotonic() - started
@@ -191,15 +192,34 @@ def test_a_child_that_dies_stops_the_stack_and_is_named_with_its_log(state_root:
         assert alive(stack.children) == []
 
 
-def test_up_killed_outright_still_leaves_no_child(state_root: Path) -> None:
-    with running_up(state_root / "killed") as stack:
-        stack.proc.kill()  # SIGKILL: no handler runs; the children's parent-death signal does the work
-        stack.proc.wait(10)
-        deadline = time.monotonic() + 30
-        while alive(stack.children) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert alive(stack.children) == []
-        # PostgreSQL is a daemon by design (the next `up` reuses it); stop it as that `up` would.
-        postmaster = psutil.Process(int((stack.state_dir / "pgdata" / "postmaster.pid").read_text().split()[0]))
-        postmaster.terminate()
-        postmaster.wait(30)
+@pytest.fixture(scope="module")
+def behind_proxy(state_root: Path) -> Iterator[Up]:
+    with running_up(state_root / "behind", "--behind-tls-proxy") as running:
+        yield running
+
+
+async def test_behind_a_tls_proxy_mcp_is_served_in_plain_http_with_hsts_kept(behind_proxy: Up) -> None:
+    url = f"http://127.0.0.1:{behind_proxy.http_port}{contract.MCP_PATH}"
+    assert behind_proxy.printed("MCP URL:") == f"http://localhost:{behind_proxy.http_port}{contract.MCP_PATH}"
+    key = behind_proxy.printed("API key:")
+    assert await list_tool_names(url, key, None) == set(contract.TOOL_PERMISSIONS)
+    refused = httpx.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}, timeout=30)
+    assert refused.status_code == 401
+    assert refused.headers["strict-transport-security"].startswith("max-age=")
+    with socket.socket() as s:  # no TLS listener and no dev certificate in this mode
+        assert s.connect_ex(("127.0.0.1", behind_proxy.https_port)) != 0
+    assert not (behind_proxy.state_dir / "tls").exists()
+
+
+def test_up_killed_outright_still_leaves_no_child(behind_proxy: Up) -> None:
+    stack = behind_proxy
+    stack.proc.kill()  # SIGKILL: no handler runs; the children's parent-death signal does the work
+    stack.proc.wait(10)
+    deadline = time.monotonic() + 30
+    while alive(stack.children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert alive(stack.children) == []
+    # PostgreSQL is a daemon by design (the next `up` reuses it); stop it as that `up` would.
+    postmaster = psutil.Process(int((stack.state_dir / "pgdata" / "postmaster.pid").read_text().split()[0]))
+    postmaster.terminate()
+    postmaster.wait(30)
