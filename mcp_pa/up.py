@@ -1,7 +1,7 @@
 """`mcp-pa up`: the whole stack on one machine, supervised.
 
-Order: embedded PostgreSQL (unless MCP_HTTP_DATABASE_CONNECTION_STRING is set) → dev TLS
-certificate → authz → app → Envoy. Each child runs in its own process group with its log in
+Order: dev TLS certificate → embedded PostgreSQL (unless MCP_HTTP_DATABASE_CONNECTION_STRING is
+set) → authz → app → Envoy. Each child runs in its own process group with its log in
 `<state dir>/logs/`; when one exits the rest are stopped and the reason is shown with the last
 lines of its log. SIGINT/SIGTERM stop everything and leave no process behind.
 """
@@ -368,6 +368,12 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     plan = make_plan(args, settings)
     sup = Supervisor(out)
     try:
+        if settings.is_production and not plan.behind_tls_proxy:
+            # Its only certificate is the development one: never serve that to real clients.
+            raise UpError(
+                "in production `mcp-pa up` serves only behind a platform that terminates TLS: pass "
+                "--behind-tls-proxy, or run Envoy with your certificate (compose, Kubernetes)"
+            )
         check_ports(plan.port_uses())
     except UpError as exc:
         print(f"mcp-pa up: {exc}", file=sys.stderr, flush=True)

@@ -180,6 +180,18 @@ def test_a_port_in_use_is_refused_naming_the_flag_to_change(tmp_path: Path) -> N
     assert not (tmp_path / "s").exists()  # nothing was started or written
 
 
+def test_production_without_a_tls_proxy_is_refused_instead_of_serving_the_dev_certificate(tmp_path: Path) -> None:
+    result = subprocess.run(
+        mcp_pa_command("up", "--state-dir", str(tmp_path / "s"), "--https-port", str(free_port())),
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+        env=clean_env(MCP_HTTP_ENVIRONMENT="production", MCP_HTTP_PUBLIC_URL="https://mcp.example.com",
+                      MCP_HTTP_DATABASE_CONNECTION_STRING="postgresql://mcp@db.example.com/mcp"),
+    )
+    assert result.returncode == 1
+    assert "--behind-tls-proxy" in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_child_that_dies_stops_the_stack_and_is_named_with_its_log(state_root: Path) -> None:
     with running_up(state_root / "dies") as stack:
         app = next(p for p in stack.children if "app" in p.cmdline()[3:4])
