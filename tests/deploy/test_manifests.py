@@ -217,3 +217,25 @@ def test_dockerfile_copies_every_package_and_the_canonical_envoy_yaml() -> None:
     assert packages | {"envoy"} <= copied
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert not (copied & ignored), "the .dockerignore drops something the Dockerfile copies"
+
+
+def test_readme_ext_authz_snippet_for_your_own_envoy_is_a_valid_envoy_config(tmp_path: Path) -> None:
+    from mcp_pa import envoy_config
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("### The authz service alone, behind your own Envoy"):readme.index("### The authz service behind Istio")]
+    snippet = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    manager = {
+        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+        "stat_prefix": "readme",
+        "route_config": {"virtual_hosts": [{"name": "all", "domains": ["*"], "routes": [{"match": {"prefix": "/"}, "direct_response": {"status": 200}}]}]},
+        "http_filters": snippet["http_filters"],
+    }
+    listener = {
+        "name": "readme",
+        "address": {"socket_address": {"address": "127.0.0.1", "port_value": 0}},
+        "filter_chains": [{"filters": [{"name": "envoy.filters.network.http_connection_manager", "typed_config": manager}]}],
+    }
+    path = tmp_path / "envoy.yaml"
+    path.write_text(yaml.safe_dump({"static_resources": {"listeners": [listener], "clusters": snippet["clusters"]}}))
+    envoy_config.validate(path)  # raises with Envoy's own message when the snippet is wrong
