@@ -1,8 +1,9 @@
 """The Check pipeline: credentials → provider → identity → tenant → permissions → Envoy response.
 
 The cached path (a credential seen before) is: read two headers, one SHA-256, one dict lookup,
-one set-membership test for the MCP method, and the prebuilt OK response. Everything else
-(provider calls, tenancy, header lists) happens once per credential, inside the cache.
+one set-membership test for the MCP method, and the prebuilt OK response, already serialized:
+`check` answers with wire bytes that the server sends as they are. Everything else (provider
+calls, tenancy, header lists, serializing) happens once per credential, inside the cache.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Mapping
 
 import httpx
 
-from mcp_pa.contract import HEADER_MCP_METHOD, HEADER_MCP_NAME, Identity
+from mcp_pa.contract import HEADER_MCP_METHOD, HEADER_MCP_NAME
 from mcp_pa.logs import fingerprint
 from mcp_pa.settings import Settings
 
@@ -33,10 +34,15 @@ log = logging.getLogger("authz.check")
 
 @dataclass(frozen=True, slots=True)
 class Resolved:
-    """A credential's outcome, cached: the identity and its ready-made OK response."""
+    """A credential's outcome, cached: its serialized OK response and what the hot path reads.
 
-    identity: Identity
-    response: external_auth_pb2.CheckResponse
+    The Identity itself is not kept: its headers are inside `response`, and 100,000 cached
+    identities then cost a few hundred bytes each instead of kilobytes (message objects).
+    """
+
+    response: bytes
+    permissions: frozenset[str]
+    provider: str
     expires_at: float | None
 
 
@@ -79,16 +85,18 @@ class Pipeline:
     def _forget_api_keys(self) -> None:
         # A changed keys file may revoke or add keys: drop every API-key outcome and every
         # cached refusal (a refusal might be a key that now exists).
-        self.cache.drop(lambda v: isinstance(v, Denied) or v.identity.provider == APIKEY_PROVIDER)
+        self.cache.drop(lambda v: isinstance(v, Denied) or v.provider == APIKEY_PROVIDER)
 
     async def _resolve(self, credential: credentials.Credential) -> Resolved:
         provider = self.registry.route(credential)
         principal = await provider.verify(credential.value)
         tenant = resolve_tenant(principal, self.tenants)
         identity = policy.build_identity(principal, tenant, self.tenants)
-        return Resolved(identity, response.allow(identity), principal.expires_at)
+        allowed = response.allow(identity).SerializeToString()
+        return Resolved(allowed, identity.permissions, identity.provider, principal.expires_at)
 
-    async def check(self, request: external_auth_pb2.CheckRequest) -> external_auth_pb2.CheckResponse:
+    async def check(self, request: external_auth_pb2.CheckRequest) -> bytes:
+        """The serialized CheckResponse for request (allow or deny); never raises."""
         started = time.perf_counter()
         headers, counts = _request_headers(request.attributes.request.http)
         credential: credentials.Credential | None = None
@@ -98,13 +106,13 @@ class Pipeline:
                 self.keystore.maybe_reload()
             key = hashlib.sha256(credential.value.encode()).digest()
             resolved = await self.cache.get(key, lambda: self._resolve(credential), _expiry)
-            policy.check_edge_permission(resolved.identity.permissions, headers.get(HEADER_MCP_METHOD), headers.get(HEADER_MCP_NAME))
+            policy.check_edge_permission(resolved.permissions, headers.get(HEADER_MCP_METHOD), headers.get(HEADER_MCP_NAME))
         except Denied as denied:
             return self._refuse(denied, credential, request, started)
         except Exception:  # a bug must fail closed, never allow and never surface as a 500
             log.exception("check failed unexpectedly", extra={"request_id": request.attributes.request.http.id})
             return self._refuse(ProviderUnavailable("the authorization service failed; try again"), credential, request, started)
-        metrics.check_counter("allow", resolved.identity.provider).inc()
+        metrics.check_counter("allow", resolved.provider).inc()
         metrics.CHECK_SECONDS.observe(time.perf_counter() - started)
         return resolved.response
 
@@ -114,7 +122,7 @@ class Pipeline:
         credential: credentials.Credential | None,
         request: external_auth_pb2.CheckRequest,
         started: float,
-    ) -> external_auth_pb2.CheckResponse:
+    ) -> bytes:
         provider = "none"
         if credential is not None:
             try:
@@ -135,7 +143,7 @@ class Pipeline:
                 "path": request.attributes.request.http.path[:200],
             },
         )
-        return self.responder.deny(denied)
+        return self.responder.deny(denied).SerializeToString()
 
 
 def build_pipeline(settings: Settings, client: httpx.AsyncClient) -> Pipeline:

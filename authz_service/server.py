@@ -23,7 +23,7 @@ from mcp_pa import logs
 from mcp_pa.settings import Settings, get_settings
 
 from authz_service.pipeline import Pipeline, build_pipeline
-from authz_service.proto import external_auth_pb2, external_auth_pb2_grpc
+from authz_service.proto import external_auth_pb2
 from authz_service.providers.http import make_client
 
 log = logging.getLogger("authz.server")
@@ -32,14 +32,26 @@ SERVICE_NAME = external_auth_pb2.DESCRIPTOR.services_by_name["Authorization"].fu
 GRACE_SECONDS = 5.0
 
 
-class AuthorizationService(external_auth_pb2_grpc.AuthorizationServicer):
+class AuthorizationService:
     """envoy.service.auth.v3.Authorization: every Check goes through the pipeline."""
 
     def __init__(self, pipeline: Pipeline) -> None:
         self._check = pipeline.check
 
-    async def Check(self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext) -> external_auth_pb2.CheckResponse:  # noqa: N802 (gRPC name)
+    async def Check(self, request: external_auth_pb2.CheckRequest, context: grpc.aio.ServicerContext) -> bytes:  # noqa: N802 (gRPC name)
         return await self._check(request)
+
+    def register(self, server: grpc.aio.Server) -> None:
+        """Add Check to server, like the generated add_AuthorizationServicer_to_server except that
+        the response serializer is the identity: the pipeline already answers with wire bytes
+        (a cached identity's OK response is serialized once, not on every request)."""
+        handlers = {
+            "Check": grpc.unary_unary_rpc_method_handler(
+                self.Check, request_deserializer=external_auth_pb2.CheckRequest.FromString, response_serializer=None
+            )
+        }
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 @dataclass
@@ -70,7 +82,7 @@ async def start(settings: Settings, listen: str) -> Running:
             ("grpc.http2.max_pings_without_data", 0),
         ]
     )
-    external_auth_pb2_grpc.add_AuthorizationServicer_to_server(AuthorizationService(pipeline), server)
+    AuthorizationService(pipeline).register(server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     port = server.add_insecure_port(listen)
