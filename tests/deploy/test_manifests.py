@@ -20,10 +20,17 @@ ENVOY_YAML = REPO / "envoy" / "envoy.yaml"
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 
 
+def render_k8s() -> str:
+    """`kubectl kustomize deploy/k8s` (kubectl embeds kustomize; Debian/Ubuntu package `kubectl`)."""
+    if not Path(KUBECTL).exists():
+        pytest.fail("kubectl not found: install it (apt-get install kubectl) to render deploy/k8s")
+    return subprocess.run([KUBECTL, "kustomize", str(K8S)], check=True, capture_output=True, text=True).stdout
+
+
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("k8s") / "rendered.yaml"
-    out.write_text(subprocess.run([KUBECTL, "kustomize", str(K8S)], check=True, capture_output=True, text=True).stdout)
+    out.write_text(render_k8s())
     return out
 
 

@@ -23,7 +23,7 @@ import yaml
 
 from mcp_pa import certs, contract, envoy_config
 from tests.deploy.conftest import clean_env, list_tool_names, scratch_dir
-from tests.deploy.test_manifests import KUBECTL, K8S
+from tests.deploy.test_manifests import render_k8s
 from tests.helpers import VENV_BIN, free_port, start_process, stop_process, wait_for_port
 
 API_KEY = contract.API_KEY_PREFIX + "pod-simulation-key-0123456789abcdefghijklmnop"
@@ -66,7 +66,7 @@ class PodMap:
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[tuple[str, str], dict[str, Any]]:
-    text = subprocess.run([KUBECTL, "kustomize", str(K8S)], check=True, capture_output=True, text=True).stdout
+    text = render_k8s()
     return {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(text) if d}
 
 
