@@ -17,6 +17,7 @@ import tempfile
 import time
 import urllib.parse
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -335,8 +336,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield stack
         started[1] = stack.authz  # a test may have restarted it
     finally:
-        for part in reversed(started):
-            part.stop()
+        # In parallel: each part may take its grace period to stop.
+        with ThreadPoolExecutor(len(started) or 1) as pool:
+            list(pool.map(lambda part: part.stop(), started))
         trap.close()
         fake.stop()
         postgres.cleanup()

@@ -24,7 +24,7 @@ from mcp_pa import contract
 from tests.security.conftest import GOOGLE_CLIENT, Stack, api_key, bearer, mcp_headers, open_fds, process_rss_kib, tool_call
 
 SOAK_SECONDS = 60.0
-WARM_UP_SECONDS = 8.0
+WARM_UP_SECONDS = 5.0
 CLIENTS = 6
 RSS_GROWTH_LIMIT_KIB = 20 * 1024  # a leak of even 1 KiB per request would pass this in seconds
 FD_GROWTH_LIMIT = 12  # pool connections opened on demand after warm-up; a leak grows per request
