@@ -21,7 +21,7 @@ from bench import direct, front_door, mcp_path, memory, report
 from bench.context import AUDIENCE, Bench
 from bench.load import BenchError, require_tools
 from bench.stack import Stack, ports
-from bench.traffic import rs256_tokens
+from bench.traffic import Ed25519Signer, rs256_tokens
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -46,7 +46,7 @@ def new_bench(out: Path, quick: bool, providers: FakeProviders) -> Bench:
     """Issuers on the fake provider server, a dev certificate, a fresh API key and the repeated token."""
     rs_issuer = providers.issuer("/rs")
     return Bench(out=out, quick=quick, providers=providers, rs_issuer=rs_issuer,
-                 es_issuer=providers.issuer("/es", alg="ES256"), certs=ensure_dev_certs(out / "tls"),
+                 ed_signer=Ed25519Signer(providers.issuer("/ed")), certs=ensure_dev_certs(out / "tls"),
                  api_key=API_KEY_PREFIX + secrets.token_urlsafe(32),
                  token=rs256_tokens(rs_issuer, AUDIENCE, 1, start=999_999)[0])
 

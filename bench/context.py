@@ -13,7 +13,7 @@ from mcp_pa.certs import DevCerts
 from tests.fakes.providers import FakeIssuer, FakeProviders
 
 from bench.load import BenchError, H2Load, Measurement
-from bench.traffic import oidc_env, oidc_setting
+from bench.traffic import Ed25519Signer, oidc_env, oidc_setting
 
 PUBLIC_URL = "https://localhost:8443"
 AUDIENCE = f"{PUBLIC_URL}/mcp"
@@ -52,7 +52,7 @@ class Bench:
     quick: bool
     providers: FakeProviders
     rs_issuer: FakeIssuer  # RS256: the repeated token, the first-seen pool, jwt_authn
-    es_issuer: FakeIssuer  # ES256: cheap to mint, fills the cache in the memory part
+    ed_signer: Ed25519Signer  # EdDSA: cheap to mint and verify, fills the cache in the memory part
     certs: DevCerts
     api_key: str
     token: str
@@ -76,7 +76,7 @@ class Bench:
             "MCP_HTTP_PUBLIC_URL": PUBLIC_URL,
             "MCP_HTTP_API_KEY": self.api_key,
             "MCP_HTTP_LOG_LEVEL": "WARNING",
-            **oidc_env([oidc_setting("bench", self.rs_issuer, AUDIENCE), oidc_setting("benches", self.es_issuer, AUDIENCE)]),
+            **oidc_env([oidc_setting("bench", self.rs_issuer, AUDIENCE), oidc_setting("bench-ed", self.ed_signer.issuer, AUDIENCE)]),
         }
 
     def h2load(self, load: H2Load) -> Measurement:

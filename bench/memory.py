@@ -1,7 +1,7 @@
 """Part 4: the authz service's resident memory with 100,000 distinct identities in its cache.
 
 A fresh single-process authz is filled through its real Check path with 100,000 distinct
-ES256 tokens (distinct user, email and name each), so every entry is what production caches:
+EdDSA tokens (distinct user, email and name each), so every entry is what production caches:
 the identity and its prebuilt OK response. VmRSS is read before and after.
 """
 
@@ -13,7 +13,7 @@ import time
 from bench.context import AUDIENCE, Bench, Row, refusals
 from bench.load import BenchError
 from bench.stack import Stack, ports, rss_mb
-from bench.traffic import bearer, check_request, drive, es256_tokens
+from bench.traffic import bearer, check_request, drive
 
 IDENTITIES = 100_000
 FILL_CONCURRENCY = 128
@@ -23,13 +23,13 @@ CHUNK = 10_000  # mint and send in chunks so the tokens and bodies never all sit
 def run(bench: Bench, stack: Stack) -> None:
     (port,) = ports(1)
     authz = stack.authz("authz-memory", port, env=bench.authz_env())
-    warm = check_request(bearer(es256_tokens(bench.es_issuer, AUDIENCE, 1, start=IDENTITIES)[0]))
+    warm = check_request(bearer(bench.ed_signer.tokens(AUDIENCE, 1, start=IDENTITIES)[0]))
     asyncio.run(drive(authz.target, [warm], 1, 1))  # JWKS fetched, every code path imported
     baseline = rss_mb(authz.proc.pid)
     started = time.perf_counter()
     fill_seconds = 0.0
     for start in range(0, IDENTITIES, CHUNK):
-        bodies = [check_request(bearer(t)) for t in es256_tokens(bench.es_issuer, AUDIENCE, CHUNK, start=start)]
+        bodies = [check_request(bearer(t)) for t in bench.ed_signer.tokens(AUDIENCE, CHUNK, start=start)]
         began = time.perf_counter()
         asyncio.run(drive(authz.target, bodies, FILL_CONCURRENCY, len(bodies)))
         fill_seconds += time.perf_counter() - began

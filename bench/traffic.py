@@ -14,9 +14,8 @@ import uuid
 from typing import Any, Iterable, Mapping, Sequence
 
 import grpc
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.rpc import code_pb2
 
 from mcp_pa.contract import HEADER_API_KEY, HEADER_AUTHORIZATION, HEADER_MCP_METHOD, HEADER_MCP_NAME, MCP_PATH
@@ -74,22 +73,28 @@ def identity_claims(issuer: FakeIssuer, audience: str, index: int, lifetime: int
     )
 
 
-def es256_tokens(issuer: FakeIssuer, audience: str, count: int, start: int = 0) -> list[str]:
-    """`count` distinct ES256 tokens from the issuer's current key, signed with cryptography directly.
+class Ed25519Signer:
+    """An Ed25519 key published in an issuer's JWKS, for minting many distinct tokens cheaply.
 
-    PyJWT's encode costs more than the signature itself; at 100,000 tokens that matters, so the
-    header segment is built once and only payload + signature are made per token.
+    Ed25519 is the cheapest JWT signature both to make (here) and to verify (in the authz
+    service), so 100,000 first-seen tokens fill the cache in seconds rather than minutes. The
+    header segment is built once; PyJWT's encode would cost more than the signature itself.
     """
-    key = issuer.key
-    if key.alg != "ES256":
-        raise ValueError("es256_tokens needs an ES256 issuer")
-    head = b64url({"alg": "ES256", "kid": key.kid, "typ": "JWT"})
-    tokens = []
-    for index in range(start, start + count):
-        signing_input = f"{head}.{b64url(identity_claims(issuer, audience, index))}"
-        r, s = decode_dss_signature(key.private_key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
-        tokens.append(f"{signing_input}.{b64url(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}")
-    return tokens
+
+    def __init__(self, issuer: FakeIssuer, kid: str = "ed25519-bench") -> None:
+        self.issuer = issuer
+        self.private_key = ed25519.Ed25519PrivateKey.generate()
+        public = self.private_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+        issuer.extra_jwks.append({"kty": "OKP", "crv": "Ed25519", "x": b64url(public), "kid": kid, "use": "sig", "alg": "EdDSA"})
+        self._head = b64url({"alg": "EdDSA", "kid": kid, "typ": "JWT"})
+
+    def tokens(self, audience: str, count: int, start: int = 0) -> list[str]:
+        """`count` distinct tokens for users start, start+1, …"""
+        found = []
+        for index in range(start, start + count):
+            signing_input = f"{self._head}.{b64url(identity_claims(self.issuer, audience, index))}"
+            found.append(f"{signing_input}.{b64url(self.private_key.sign(signing_input.encode()))}")
+        return found
 
 
 def rs256_tokens(issuer: FakeIssuer, audience: str, count: int, start: int = 0) -> list[str]:
