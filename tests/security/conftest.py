@@ -162,16 +162,8 @@ class PostgresControl:
         self.server.cleanup()
 
 
-@dataclass
-class App:
-    """`mcp-pa app` as a child process."""
-
-    port: int
-    proc: Any
-    log_path: Path
-
-    def stop(self) -> None:
-        stop_process(self.proc)
+class App(Authz):
+    """`mcp-pa app` as a child process: the same handle (port, process, log) as the authz service's."""
 
 
 def start_app(directory: Path, dsn: str, public_url: str, env: Mapping[str, str]) -> App:
