@@ -22,12 +22,13 @@ from mcp_pa.settings import Settings
 
 from authz_service import credentials, metrics, policy, response
 from authz_service.cache import IdentityCache
+from authz_service.config_files import WatchedFile
 from authz_service.errors import Denied, ProviderUnavailable
 from authz_service.proto import attribute_context_pb2, external_auth_pb2
 from authz_service.providers import ProviderRegistry
 from authz_service.providers.apikey import PROVIDER as APIKEY_PROVIDER
 from authz_service.providers.apikey import ApiKeyProvider, KeyStore
-from authz_service.tenancy import TenantsConfig, load_tenants, resolve_tenant
+from authz_service.tenancy import TenantsConfig, resolve_tenant, watch_tenants
 
 log = logging.getLogger("authz.check")
 
@@ -71,16 +72,26 @@ class Pipeline:
         self,
         registry: ProviderRegistry,
         keystore: KeyStore,
-        tenants: TenantsConfig,
+        tenants: TenantsConfig | WatchedFile[TenantsConfig],
         cache: IdentityCache[Resolved],
         responder: response.Responder,
     ) -> None:
         self.registry = registry
         self.keystore = keystore
-        self.tenants = tenants
+        self.tenants_file = tenants if isinstance(tenants, WatchedFile) else None
+        self.tenants = tenants.value if isinstance(tenants, WatchedFile) else tenants
         self.cache = cache
         self.responder = responder
         keystore.on_change = self._forget_api_keys
+        if self.tenants_file is not None:
+            self.tenants_file.on_change = self._tenants_changed
+
+    def _tenants_changed(self) -> None:
+        # Tenant ids, suspensions and permissions are inside every cached outcome (refusals
+        # too: a domain may no longer be denied), so every credential is resolved afresh.
+        assert self.tenants_file is not None
+        self.tenants = self.tenants_file.value
+        self.cache.drop(lambda _: True)
 
     def _forget_api_keys(self) -> None:
         # A changed keys file may revoke or add keys: drop every API-key outcome and every
@@ -104,6 +115,8 @@ class Pipeline:
             credential = credentials.extract(headers, counts)
             if credential.is_api_key:
                 self.keystore.maybe_reload()
+            if self.tenants_file is not None:
+                self.tenants_file.maybe_reload()
             key = hashlib.sha256(credential.value.encode()).digest()
             resolved = await self.cache.get(key, lambda: self._resolve(credential), _expiry)
             policy.check_edge_permission(resolved.permissions, headers.get(HEADER_MCP_METHOD), headers.get(HEADER_MCP_NAME))
@@ -155,7 +168,7 @@ def build_pipeline(settings: Settings, client: httpx.AsyncClient) -> Pipeline:
     return Pipeline(
         registry=registry,
         keystore=keystore,
-        tenants=load_tenants(settings.tenants_file),
+        tenants=watch_tenants(settings.tenants_file) or TenantsConfig(),
         cache=IdentityCache(settings.token_cache_ttl, settings.failure_cache_ttl, settings.token_cache_max_entries),
         responder=response.Responder(settings.public_url),
     )

@@ -15,6 +15,9 @@ missing email always means the personal tenant. The file::
         admins: [alice@acme.com, "github:583231"]   # emails or user ids; they get admin
         suspended: false              # true → every member gets 403
 
+The file is re-read when it changes (checked at most once a second) and every cached identity
+is then resolved afresh; a broken new version is logged and the last good one stays in force.
+
 Derived tenant ids are injective. A plain LDH domain that starts with a letter and fits in 48
 characters maps '.' → '_' and '-' → '__' (`example.com` → `example_com`, `my-co.com` →
 `my__co_com`): labels never start or end with '-' and never are empty, so an odd run of
@@ -36,7 +39,7 @@ import yaml
 
 from mcp_pa.contract import DEFAULT_USER_PERMISSIONS, is_valid_tenant_id
 
-from authz_service.config_files import bool_value, permissions_value
+from authz_service.config_files import WatchedFile, bool_value, permissions_value
 from authz_service.errors import AccessDenied
 from authz_service.providers import Principal
 
@@ -155,14 +158,11 @@ def parse_tenants(text: str) -> TenantsConfig:
     )
 
 
-def load_tenants(path: Path | None) -> TenantsConfig:
-    """The tenants file, or the built-in defaults when none is configured."""
+def watch_tenants(path: Path | None) -> WatchedFile[TenantsConfig] | None:
+    """The tenants file, re-read when it changes (None when none is configured)."""
     if path is None:
-        return TenantsConfig()
-    try:
-        return parse_tenants(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"MCP_HTTP_TENANTS_FILE={path}: {exc}") from exc
+        return None
+    return WatchedFile(path, parse_tenants, setting="MCP_HTTP_TENANTS_FILE", what="tenants file")
 
 
 def resolve_tenant(principal: Principal, config: TenantsConfig) -> str:

@@ -22,7 +22,6 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-import logging
 import os
 import re
 import secrets
@@ -38,16 +37,13 @@ import yaml
 from mcp_pa.contract import API_KEY_PREFIX, PERMISSIONS, is_valid_tenant_id, parse_permissions
 from mcp_pa.logs import fingerprint
 
-from authz_service.config_files import bool_value, permissions_value
+from authz_service.config_files import WatchedFile, bool_value, permissions_value
 from authz_service.errors import InvalidToken
 from authz_service.providers import Principal
-
-log = logging.getLogger("authz.apikey")
 
 PROVIDER = "apikey"
 DEFAULT_KEY_ID = "default"
 DEFAULT_KEY_TENANT = "default"
-RELOAD_INTERVAL = 1.0  # seconds between keys-file stat() calls
 _KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
@@ -128,47 +124,25 @@ class KeyStore:
 
     def __init__(self, path: Path | None, on_change: Callable[[], None] | None = None) -> None:
         self.path = path
-        self.records: dict[str, KeyRecord] = {}
         self.on_change = on_change
-        self._stamp: tuple[int, int] | None = None
-        self._checked_at = 0.0
-        if path is not None:
-            self._load(initial=True)
+        self._file = (
+            WatchedFile(path, parse_keys, setting="MCP_HTTP_API_KEYS_FILE", what="keys file", on_change=self._changed)
+            if path is not None
+            else None
+        )
 
-    def _load(self, initial: bool = False) -> None:
-        assert self.path is not None
-        try:
-            stat = self.path.stat()
-        except FileNotFoundError:
-            if initial:
-                raise ValueError(f"MCP_HTTP_API_KEYS_FILE={self.path} does not exist") from None
-            log.error("keys file disappeared; keeping the last good keys", extra={"path": str(self.path)})
-            return
-        stamp = (stat.st_mtime_ns, stat.st_size)
-        if stamp == self._stamp:
-            return
-        self._stamp = stamp
-        try:
-            records = parse_keys(self.path.read_text())
-        except (ValueError, OSError, UnicodeDecodeError) as exc:
-            if initial:
-                raise ValueError(f"MCP_HTTP_API_KEYS_FILE={self.path}: {exc}") from exc
-            log.error("keys file is invalid; keeping the last good keys", extra={"path": str(self.path), "reason": str(exc)})
-            return
-        self.records = records
-        log.info("keys file loaded", extra={"path": str(self.path), "keys": len(records)})
-        if not initial and self.on_change is not None:
+    @property
+    def records(self) -> dict[str, KeyRecord]:
+        return self._file.value if self._file is not None else {}
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
             self.on_change()
 
     def maybe_reload(self) -> None:
-        """Re-read the file if it changed; stat() at most once per RELOAD_INTERVAL."""
-        if self.path is None:
-            return
-        now = time.monotonic()
-        if now - self._checked_at < RELOAD_INTERVAL:
-            return
-        self._checked_at = now
-        self._load()
+        """Re-read the file if it changed (see WatchedFile)."""
+        if self._file is not None:
+            self._file.maybe_reload()
 
     def find(self, digest: str) -> KeyRecord | None:
         record = self.records.get(digest)
