@@ -264,9 +264,9 @@ def test_postgres_restart_during_load_gives_clear_errors_and_loses_nothing(stack
 
 
 # ---- keys and tenants files replaced with invalid content --------------------------------
-def invalid_keys_logged(stack: Stack) -> bool:
+def invalid_file_logged(stack: Stack, what: str) -> bool:
     lines = [json.loads(line) for line in stack.authz.log_path.read_text().splitlines() if line.startswith("{")]
-    return any(e["level"] == "error" and e["message"] == "keys file is invalid; keeping the last good keys" for e in lines)
+    return any(e["level"] == "error" and e["message"] == f"{what} is invalid; keeping the last good version" for e in lines)
 
 
 def test_invalid_keys_file_keeps_the_last_good_keys_and_logs_an_error(stack: Stack) -> None:
@@ -277,7 +277,7 @@ def test_invalid_keys_file_keeps_the_last_good_keys_and_logs_an_error(stack: Sta
         # Valid YAML, invalid keys file (a bad tenant id): the whole new version is refused.
         stack.keys_file.write_text(keys_file_text([{**record, "tenant": "Not A Tenant"}]))
         # The file is looked at when an API key is checked (at most once a second).
-        stack.wait_for(lambda: whoami(stack, api_key("alice")).status == 200 and invalid_keys_logged(stack), 30, "the error log line")
+        stack.wait_for(lambda: whoami(stack, api_key("alice")).status == 200 and invalid_file_logged(stack, "keys file"), 30, "the error log line")
         assert whoami(stack, {contract.HEADER_API_KEY: newcomer}).status == 401
         stack.keys_file.write_text("keys: [this is: not: yaml")
         time.sleep(1.2)  # past the reload interval
@@ -290,16 +290,20 @@ def test_invalid_keys_file_keeps_the_last_good_keys_and_logs_an_error(stack: Sta
     assert not any(KEYS["alice"] in line for line in stack.authz.log_path.read_text().splitlines())
 
 
-def test_invalid_tenants_file_keeps_the_policy_in_force(stack: Stack) -> None:
-    suspended = bearer(stack.oidc_token(sub="o-frozen-2", email=f"y@{SUSPENDED_DOMAIN}"))
-    assert whoami(stack, suspended).status == 403
+def test_invalid_tenants_file_keeps_the_policy_in_force_and_a_fixed_one_applies(stack: Stack) -> None:
+    member = bearer(stack.oidc_token(sub="o-frozen-2", email=f"y@{SUSPENDED_DOMAIN}"))
+    assert whoami(stack, member).status == 403
     original = stack.tenants_file.read_text()
     try:
-        stack.tenants_file.write_text("tenants: {frozen: {suspended: maybe}}\n")
-        time.sleep(1.2)
-        assert whoami(stack, bearer(stack.oidc_token(sub="o-frozen-3", email=f"z@{SUSPENDED_DOMAIN}"))).status == 403
+        # Valid YAML, invalid tenants file: the suspension stays in force.
+        stack.tenants_file.write_text(original.replace("suspended: true", "suspended: maybe"))
+        stack.wait_for(lambda: whoami(stack, member).status == 403 and invalid_file_logged(stack, "tenants file"), 30, "the error log line")
+        # A valid new version lifts the suspension, cached refusal or not.
+        stack.tenants_file.write_text(original.replace("suspended: true", "suspended: false"))
+        stack.wait_for(lambda: whoami(stack, member).status == 200, 30, "the lifted suspension")
     finally:
         stack.tenants_file.write_text(original)
+    stack.wait_for(lambda: whoami(stack, member).status == 403, 30, "the suspension again")
 
 
 def test_authz_refuses_to_start_with_an_invalid_tenants_file(stack: Stack) -> None:
