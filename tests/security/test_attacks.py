@@ -258,6 +258,7 @@ HEADER_SPOOFING = [
     Attack("identity-headers-upper-case", 401, whoami({k.upper(): v for k, v in SPOOFED_IDENTITY.items()})),
     Attack("identity-headers-beside-a-key", 200, whoami({**api_key("alice"), **SPOOFED_IDENTITY}), identity_is("apikey:alice", "alpha", ["read", "write"])),
     Attack("underscore-identity-header", 400, whoami({**api_key("alice"), "x_mcp_tenant_id": "beta"})),
+    Attack("underscore-identity-header-on-metadata-route", 400, get(contract.PRM_MCP_PATH, {"x_mcp_user_id": "google:victim"})),
     Attack("x-envoy-original-path-to-public-route", 401, whoami({"x-envoy-original-path": contract.HEALTHZ_PATH, "x-envoy-internal": "true"})),
     Attack("x-forwarded-for-loopback", 401, whoami({"x-forwarded-for": "127.0.0.1", "x-real-ip": "127.0.0.1"})),
     Attack(

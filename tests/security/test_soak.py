@@ -4,7 +4,7 @@ Allowed and refused requests interleave from several concurrent clients (API key
 tokens, no credential, wrong key, read-only caller naming a write tool, foreign origin, public
 routes). Every answer must be the one its kind expects; afterwards the authz service's and the
 app's memory must be flat and no process may hold more file descriptors (sockets included)
-than it did after warm-up.
+than it did after warm-up, nor the app more database connections than its pool allows.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import asyncpg
 import httpx
 import pytest
 
@@ -27,6 +28,7 @@ SOAK_SECONDS = 60.0
 WARM_UP_SECONDS = 5.0
 CLIENTS = 6
 RSS_GROWTH_LIMIT_KIB = 20 * 1024  # a leak of even 1 KiB per request would pass this in seconds
+APP_POOL_MAX = 10  # mcp_app.db.Database's default pool size: more connections means a leak
 FD_GROWTH_LIMIT = 12  # pool connections opened on demand after warm-up; a leak grows per request
 
 
@@ -111,6 +113,15 @@ class Soak:
         await asyncio.gather(*(self.client(seed * 100 + i, until) for i in range(CLIENTS)))
 
 
+async def database_connections(stack: Stack) -> int:
+    """Backends connected to the stack's PostgreSQL, besides the one asking."""
+    conn = await asyncpg.connect(stack.postgres.dsn)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+    finally:
+        await conn.close()
+
+
 def footprint(stack: Stack) -> dict[str, tuple[int, int]]:
     """(RSS KiB, open fds) of each long-running process."""
     pids = {"authz": stack.authz.proc.pid, "app": stack.app.proc.pid, "envoy": stack.envoy.proc.pid}
@@ -124,6 +135,7 @@ async def test_a_minute_of_mixed_traffic_gets_expected_statuses_with_flat_memory
     assert warm.unexpected == [], warm.unexpected[:5]
     await asyncio.sleep(1.0)
     before = footprint(stack)
+    connections_before = await database_connections(stack)
 
     soak = Soak(stack)
     started = time.monotonic()
@@ -131,15 +143,18 @@ async def test_a_minute_of_mixed_traffic_gets_expected_statuses_with_flat_memory
     elapsed = time.monotonic() - started
     await asyncio.sleep(2.0)  # let keep-alive connections close and pools settle
     after = footprint(stack)
+    connections_after = await database_connections(stack)
 
     total = sum(soak.counts.values())
     print(f"\nsoak: {total} requests in {elapsed:.0f} s ({total / elapsed:.0f}/s): {dict(soak.counts)}")
     print("footprint (RSS KiB, fds) before → after:", {k: (before[k], after[k]) for k in before})
+    print(f"database connections before → after: {connections_before} → {connections_after}")
     assert soak.unexpected == [], f"{len(soak.unexpected)} unexpected answers, first: {soak.unexpected[:5]}"
     assert set(soak.counts) == {k.name for k in KINDS}, "some kind of request never ran"
     assert total >= 300, f"only {total} requests in {elapsed:.0f} s"
     for name in ("authz", "app"):
         growth = after[name][0] - before[name][0]
         assert growth <= RSS_GROWTH_LIMIT_KIB, f"{name} RSS grew {growth} KiB over {total} requests"
+    assert connections_after <= APP_POOL_MAX, f"{connections_after} database connections ({connections_before} after warm-up)"
     for name, (_, fds) in after.items():
         assert fds <= before[name][1] + FD_GROWTH_LIMIT, f"{name} holds {fds} fds, {before[name][1]} after warm-up"
