@@ -15,7 +15,6 @@ import secrets
 import shlex
 import signal
 import socket
-import ssl
 import subprocess
 import sys
 import time
@@ -226,15 +225,15 @@ def grpc_serving(port: int) -> Callable[[], bool]:
     return probe
 
 
-def http_ok(url: str, ca: Path | None = None) -> Callable[[], bool]:
-    """Ready when GET `url` answers 200 (over TLS trusting only `ca` when given)."""
+def http_ok(url: str) -> Callable[[], bool]:
+    """Ready when GET `url` (plain HTTP on loopback) answers 200."""
 
     def probe() -> bool:
         import httpx
 
-        verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else False
         try:
-            return httpx.get(url, timeout=2.0, verify=verify).status_code == 200
+            # trust_env off: a proxy from the environment must not sit between us and loopback.
+            return httpx.get(url, timeout=2.0, trust_env=False).status_code == 200
         except httpx.HTTPError:
             return False
 
