@@ -216,7 +216,7 @@ def grpc_serving(port: int) -> Callable[[], bool]:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         try:
-            with grpc.insecure_channel(f"{LOOPBACK}:{port}") as channel:
+            with grpc.insecure_channel(f"{LOOPBACK}:{port}", options=[("grpc.enable_http_proxy", 0)]) as channel:
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
             return reply.status == health_pb2.HealthCheckResponse.SERVING
         except grpc.RpcError:
