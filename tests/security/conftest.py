@@ -233,7 +233,7 @@ class Stack:
         """POST one JSON-RPC message to /mcp through Envoy."""
         return self.request("POST", contract.MCP_PATH, mcp_headers(credential, **extra), json.dumps(message).encode())
 
-    def call(self, credential: Mapping[str, str], tool: str, **arguments: Any) -> dict[str, Any]:
+    def call(self, credential: Mapping[str, str], tool: str, /, **arguments: Any) -> dict[str, Any]:
         """tools/call through Envoy; asserts HTTP 200 and returns the JSON-RPC result."""
         reply = self.rpc(credential, tool_call(tool, arguments))
         assert reply.status == 200, f"{tool}: HTTP {reply.status} {reply.body[:300]!r}"
@@ -241,7 +241,7 @@ class Stack:
         assert "result" in message, f"{tool}: {message}"
         return message["result"]
 
-    def ok(self, credential: Mapping[str, str], tool: str, **arguments: Any) -> dict[str, Any]:
+    def ok(self, credential: Mapping[str, str], tool: str, /, **arguments: Any) -> dict[str, Any]:
         result = self.call(credential, tool, **arguments)
         assert not result.get("isError"), f"{tool} failed: {result['content'][0]['text']}"
         return result["structuredContent"]

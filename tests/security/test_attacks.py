@@ -445,3 +445,11 @@ def test_intruders_list_nothing_of_the_victim(stack: Stack, victim: Victim) -> N
         assert stack.ok(api_key(name), "list_todos", project_id=victim.project)["todos"] == []
         found = stack.ok(api_key(name), "search_documents", query="launch code")["results"]
         assert victim.document not in [d["id"] for d in found]
+
+
+def test_tenant_admin_sees_only_its_own_tenants_audit_log(stack: Stack, victim: Victim) -> None:
+    stack.ok(api_key("carol"), "create_todo", title="carol's todo in beta")
+    admin = api_key("admin")
+    assert stack.ok(admin, "list_audit_events", user_id="apikey:carol")["events"] == []
+    alice_events = stack.ok(admin, "list_audit_events", user_id="apikey:alice", tool="create_project")["events"]
+    assert victim.project in [e["target_id"] for e in alice_events]  # the admin does see its own tenant
