@@ -403,7 +403,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             raise UpError(sup.failure(failed))
         sup.say(f"\nmcp-pa up: {signal.Signals(sup.stop_signal or signal.SIGTERM).name} received, stopping")
         return 0
-    except UpError as exc:
+    except (UpError, OSError) as exc:  # OSError: an unusable state dir, a missing binary
         print(f"mcp-pa up: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
@@ -432,9 +432,16 @@ def _start_postgres(sup: Supervisor, state_dir: Path) -> "pgserver.PostgresServe
         warnings.simplefilter("ignore")
         import pgserver
 
-    sup.say(f"  starting postgres embedded PostgreSQL in {state_dir / 'pgdata'}")
+    pgdata = state_dir / "pgdata"
+    sup.say(f"  starting postgres embedded PostgreSQL in {pgdata}")
     started = time.monotonic()
-    server = pgserver.get_server(state_dir / "pgdata", cleanup_mode="stop")
+    try:
+        server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    except Exception as exc:  # pgserver raises whatever initdb/pg_ctl gave it; the user needs one line
+        raise UpError(
+            f"the embedded PostgreSQL did not start ({exc}); its log is in {pgdata}/log. "
+            f"Or use your own: set {ENV_PREFIX}DATABASE_CONNECTION_STRING"
+        ) from exc
     sup.say(f"  ready    postgres ({time.monotonic() - started:.1f}s)")
     return server
 

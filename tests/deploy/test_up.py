@@ -192,6 +192,17 @@ def test_production_without_a_tls_proxy_is_refused_instead_of_serving_the_dev_ce
     assert not (tmp_path / "s").exists()
 
 
+def test_an_unusable_state_dir_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    result = subprocess.run(
+        mcp_pa_command("up", "--state-dir", str(tmp_path / "file" / "state"), "--https-port", str(free_port()),
+                       "--http-port", str(free_port()), "--authz-port", str(free_port()), "--app-port", str(free_port())),
+        cwd=REPO, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0"), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert "Not a directory" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_a_child_that_dies_stops_the_stack_and_is_named_with_its_log(state_root: Path) -> None:
     with running_up(state_root / "dies") as stack:
         app = next(p for p in stack.children if "app" in p.cmdline()[3:4])
