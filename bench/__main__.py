@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import secrets
 import sys
 import time
@@ -54,6 +55,7 @@ def new_bench(out: Path, quick: bool, providers: FakeProviders) -> Bench:
 def run(args: argparse.Namespace, command: str) -> Path:
     out = args.results_dir / dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     (out / "h2load").mkdir(parents=True)
+    load_at_start = os.getloadavg()
     with FakeProviders() as providers, Stack(out / "logs") as stack:
         bench = new_bench(out, args.quick, providers)
         floor_port, one_port, two_port = ports(3)
@@ -73,7 +75,7 @@ def run(args: argparse.Namespace, command: str) -> Path:
         if 4 in args.parts:
             memory.run(bench, stack)
             print(f"part 4 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
-        print(report.write(bench.rows, out, command))
+        print(report.write(bench.rows, out, command, load_at_start))
     return out
 
 

@@ -36,6 +36,15 @@ class Row:
     runs: list[dict[str, Any]] = field(default_factory=list)
 
 
+def paired_ratio(runs: Sequence[Measurement], reference: Sequence[Measurement]) -> float:
+    """Median over rounds of rps / reference rps, each pair measured back to back.
+
+    On a shared machine the load of other processes drifts by 2x within a minute; a ratio of
+    two neighbouring runs cancels most of that, an overall average would not.
+    """
+    return statistics.median(a.rps / b.rps for a, b in zip(runs, reference, strict=True))
+
+
 def combine(runs: Sequence[Measurement]) -> Measurement:
     """Median of interleaved rounds (so one disturbed round does not decide the figure)."""
     return Measurement(
@@ -59,17 +68,18 @@ class Bench:
     rows: list[Row] = field(default_factory=list)
     _logs: int = 0
 
+    # Short runs, more rounds: with A/B interleaved, three 3 s rounds resist drift better than two 5 s ones.
     @property
     def duration(self) -> float:
-        return 1.0 if self.quick else 5.0
+        return 1.0 if self.quick else 3.0
 
     @property
     def warm_up(self) -> float:
-        return 0.5 if self.quick else 1.0
+        return 0.5
 
     @property
     def rounds(self) -> int:
-        return 1 if self.quick else 2
+        return 1 if self.quick else 3
 
     def authz_env(self) -> dict[str, str]:
         return {
@@ -94,6 +104,14 @@ class Bench:
     def add(self, row: Row) -> Row:
         self.rows.append(row)
         return row
+
+    def add_measured(self, part: str, case: str, runs: Sequence[Measurement], note: str,
+                     reference: Sequence[Measurement] = (), reference_name: str = "") -> Row:
+        """A row of combined rounds, with the paired rps ratio to `reference` when one is given."""
+        figure = combine(runs)
+        return self.add(Row(part, case, figure.rps, figure.p50_ms, figure.p99_ms,
+                            ratio=paired_ratio(runs, reference) if reference else None, reference=reference_name,
+                            note=note, runs=[m.as_dict() for m in runs]))
 
 
 _METRIC = re.compile(r'^mcp_pa_authz_checks_total\{([^}]*)\} ([0-9.e+]+)$', re.M)

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 
-from bench.context import AUDIENCE, Bench, Row, assert_no_refusals, combine, refusals
-from bench.load import GRPC_CONTENT_HEADERS, H2Load, Measurement, grpc_frame
+from bench.context import AUDIENCE, Bench, assert_no_refusals, refusals
+from bench.load import GRPC_CONTENT_HEADERS, H2Load, grpc_frame
 from bench.stack import Authz
 from bench.traffic import CHECK_METHOD, api_key, bearer, check_request, drive, require_allowed, rs256_tokens
 
 CLIENTS, STREAMS = 4, 16  # 64 Checks in flight
 DRIVE_CONCURRENCY = 64
+PART = "1 direct gRPC"
 
 
 def _h2load(bench: Bench, port: int, body_name: str) -> H2Load:
@@ -39,26 +40,17 @@ def run(bench: Bench, floor_port: int, one: Authz, two: Authz) -> None:
         "jwt_2w": lambda: bench.h2load(_h2load(bench, two.port, "jwt.bin")),
     })
     assert_no_refusals(ports, before, "part 1 cached checks")
-    floor = combine(results["floor"])
-    _row(bench, "floor: bare grpc.aio Check, constant OK", results["floor"], floor, "")
-    _row(bench, "ours, cached API key, 1 worker", results["apikey_1w"], floor, "floor")
-    _row(bench, "ours, cached JWT, 1 worker", results["jwt_1w"], floor, "floor")
-    _row(bench, "ours, cached JWT, 2 workers", results["jwt_2w"], floor, "floor")
+    note = f"h2load -c {CLIENTS} -m {STREAMS}, {bench.duration:g} s x {bench.rounds}"
+    floor = results["floor"]
+    bench.add_measured(PART, "floor: bare grpc.aio Check, constant OK", floor, note)
+    bench.add_measured(PART, "ours, cached API key, 1 worker", results["apikey_1w"], note, floor, "floor")
+    bench.add_measured(PART, "ours, cached JWT, 1 worker", results["jwt_1w"], note, floor, "floor")
+    bench.add_measured(PART, "ours, cached JWT, 2 workers", results["jwt_2w"], note, floor, "floor")
 
     pool = rs256_tokens(bench.rs_issuer, AUDIENCE, 200 if bench.quick else 3000)
     fresh = [check_request(bearer(token)) for token in pool]
-    floor_driven = asyncio.run(drive(f"127.0.0.1:{floor_port}", fresh, DRIVE_CONCURRENCY, len(fresh)))
-    first_seen = asyncio.run(drive(one.target, fresh, DRIVE_CONCURRENCY, len(fresh)))
+    floor_driven = [asyncio.run(drive(f"127.0.0.1:{floor_port}", fresh, DRIVE_CONCURRENCY, len(fresh)))]
+    first_seen = [asyncio.run(drive(one.target, fresh, DRIVE_CONCURRENCY, len(fresh)))]
     note = f"grpc.aio client, {len(fresh)} distinct RS256 tokens, {DRIVE_CONCURRENCY} in flight"
-    _row(bench, "floor, grpc.aio client", [floor_driven], floor_driven, "", note)
-    _row(bench, "ours, first-seen JWT (RS256 verify), 1 worker", [first_seen], floor_driven, "floor, grpc.aio client", note)
-
-
-def _row(bench: Bench, case: str, runs: list[Measurement], reference: Measurement, reference_name: str, note: str = "") -> None:
-    figure = combine(runs)
-    bench.add(Row(
-        "1 direct gRPC", case, figure.rps, figure.p50_ms, figure.p99_ms,
-        ratio=figure.rps / reference.rps if reference_name else None, reference=reference_name,
-        note=note or f"h2load -c {CLIENTS} -m {STREAMS}, {bench.duration:g} s x {len(runs)}",
-        runs=[m.as_dict() for m in runs],
-    ))
+    bench.add_measured(PART, "floor, grpc.aio client", floor_driven, note)
+    bench.add_measured(PART, "ours, first-seen JWT (RS256 verify), 1 worker", first_seen, note, floor_driven, "floor, grpc.aio client")

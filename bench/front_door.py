@@ -8,14 +8,18 @@ the no-auth Envoy's at the same rate.
 
 from __future__ import annotations
 
+import statistics
+
 from bench import envoy_variants
-from bench.context import AUDIENCE, Bench, Row, assert_no_refusals, combine, refusals
+from bench.context import AUDIENCE, Bench, Row, assert_no_refusals, paired_ratio, refusals
 from bench.load import H2Load
 from bench.stack import Authz, Stack, ports
 from bench.traffic import bearer
 
 SATURATION_CLIENTS, SATURATION_STREAMS = 8, 8
-RATE_CLIENTS = 10
+SATURATION = "2 Envoy TLS saturation"
+RATE_STREAMS = 64  # in flight at most; at a fixed rate only a few are
+RATE_ROUNDS = 2
 RATES = (500, 1000)
 CASES = {
     "none": "Envoy, no auth (ceiling)",
@@ -49,35 +53,35 @@ def run(bench: Bench, stack: Stack, floor_port: int, ours: Authz) -> None:
         if rate is None:
             return H2Load(url, headers, clients=SATURATION_CLIENTS, streams=SATURATION_STREAMS,
                           duration=bench.duration, warm_up=bench.warm_up)
-        return H2Load(url, headers, clients=RATE_CLIENTS, streams=1, duration=bench.duration, warm_up=bench.warm_up,
-                      rps_per_client=rate / RATE_CLIENTS)
+        # One connection whose timer sends a request every 1/rate s: evenly spaced arrivals.
+        # Several clients' timers fire together and turn a fixed rate into bursts.
+        return H2Load(url, headers, clients=1, streams=RATE_STREAMS, duration=bench.duration, warm_up=bench.warm_up,
+                      rps_per_client=rate)
 
     before = refusals(ours.metrics_ports)
     saturation = bench.interleave({case: (lambda c=case: bench.h2load(load(c))) for case in CASES})
-    # One round per rate: at a fixed rate the figures are latencies, and one run of each case
-    # back to back already shares the machine's state; the budget goes to saturation rounds.
-    fixed = {rate: bench.interleave({case: (lambda c=case, r=rate: bench.h2load(load(c, r))) for case in CASES}, rounds=1)
+    fixed = {rate: bench.interleave({case: (lambda c=case, r=rate: bench.h2load(load(c, r))) for case in CASES},
+                                    rounds=min(bench.rounds, RATE_ROUNDS))
              for rate in RATES}
     assert_no_refusals(ours.metrics_ports, before, "part 2 through Envoy")
 
-    ceiling = combine(saturation["none"])
-    floor = combine(saturation["floor"])
+    note = f"h2load -c {SATURATION_CLIENTS} -m {SATURATION_STREAMS}, {bench.duration:g} s x {bench.rounds}"
     for case, label in CASES.items():
-        figure = combine(saturation[case])
-        reference = {"ours": ("floor via Envoy", floor), "none": ("", ceiling)}.get(case, ("no auth", ceiling))
-        bench.add(Row("2 Envoy TLS saturation", label, figure.rps, figure.p50_ms, figure.p99_ms,
-                      ratio=figure.rps / reference[1].rps if reference[0] else None, reference=reference[0],
-                      note=f"h2load -c {SATURATION_CLIENTS} -m {SATURATION_STREAMS}, {bench.duration:g} s x {bench.rounds}",
-                      runs=[m.as_dict() for m in saturation[case]]))
-    ours_sat, jwt_sat = combine(saturation["ours"]), combine(saturation["jwt_authn"])
-    bench.add(Row("2 Envoy TLS saturation", "ours vs jwt_authn", ratio=ours_sat.rps / jwt_sat.rps, reference="jwt_authn",
-                  note="req/s ratio; a Python ext_authz pays a gRPC round trip jwt_authn does not"))
+        reference = {"ours": ("floor via Envoy", saturation["floor"]), "none": ("", [])}.get(case, ("no auth", saturation["none"]))
+        bench.add_measured(SATURATION, label, saturation[case], note, reference[1], reference[0])
+    bench.add(Row(SATURATION, "ours vs jwt_authn", ratio=paired_ratio(saturation["ours"], saturation["jwt_authn"]),
+                  reference="jwt_authn", note="req/s ratio; a Python ext_authz pays a gRPC round trip jwt_authn does not"))
     for rate in RATES:
-        base = combine(fixed[rate]["none"])
+        base = fixed[rate]["none"]
+        note = f"h2load -c 1 -m {RATE_STREAMS} --rps {rate}, {bench.duration:g} s x {len(base)}"
         for case, label in CASES.items():
-            figure = combine(fixed[rate][case])
-            added = None if case == "none" else figure.p99_ms - base.p99_ms
-            bench.add(Row(f"2 Envoy TLS {rate} req/s", label, figure.rps, figure.p50_ms, figure.p99_ms,
-                          value=added, unit="ms added p99" if added is not None else "",
-                          note=f"added p50 {figure.p50_ms - base.p50_ms:+.3f} ms" if case != "none" else "baseline",
-                          runs=[m.as_dict() for m in fixed[rate][case]]))
+            row = bench.add_measured(f"2 Envoy TLS {rate} req/s", label, fixed[rate][case], note)
+            if case == "none":
+                continue
+            # Added latency, paired per round like the throughput ratios.
+            row.value = statistics.median(m.p99_ms - b.p99_ms for m, b in zip(fixed[rate][case], base))
+            row.unit = "ms added p99"
+            added_p50 = statistics.median(m.p50_ms - b.p50_ms for m, b in zip(fixed[rate][case], base))
+            row.note = f"added p50 {added_p50:+.3f} ms; {note}"
+            if row.rps is not None and row.rps < 0.95 * rate:
+                row.note += f"; rate NOT sustained ({row.rps:.0f} req/s)"

@@ -18,7 +18,7 @@ from mcp_pa import contract
 from mcp_pa.settings import ENV_PREFIX
 
 from bench import envoy_variants
-from bench.context import Bench, Row, combine
+from bench.context import Bench, Row
 from bench.load import BenchError, H2Load
 from bench.stack import Authz, Stack, ports, rss_mb, sampling_rss
 from bench.traffic import api_key
@@ -96,11 +96,9 @@ def run(bench: Bench, stack: Stack, authz: Authz) -> int:
     expected = sum(m.requests for m in results["create_todo"])
     if created < expected:
         raise BenchError(f"create_todo: h2load counted {expected} successful calls but only {created} todos exist")
+    note = f"Envoy TLS → authz → app → PostgreSQL; h2load -c {CLIENTS} -m {STREAMS}, {bench.duration:g} s x {bench.rounds}"
     for tool, runs in results.items():
-        figure = combine(runs)
-        bench.add(Row("3 full MCP path", f"tools/call {tool}", figure.rps, figure.p50_ms, figure.p99_ms,
-                      note=f"Envoy TLS → authz → app → PostgreSQL; h2load -c {CLIENTS} -m {STREAMS}, {bench.duration:g} s x {len(runs)}",
-                      runs=[m.as_dict() for m in runs]))
+        bench.add_measured("3 full MCP path", f"tools/call {tool}", runs, note)
     bench.add(Row("4 memory", "app RSS idle (after seeding)", value=idle, unit="MB"))
     bench.add(Row("4 memory", "app RSS under load (max)", value=max(samples), unit="MB",
                   note=f"{len(samples)} samples during part 3"))

@@ -26,7 +26,7 @@ def machine() -> dict[str, Any]:
                   if line.startswith("model name")), platform.processor())
     h2load = subprocess.run(["h2load", "--version"], capture_output=True, text=True).stdout.strip()
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(), "kernel": platform.release(),
-            "h2load": h2load}
+            "h2load": h2load, "loadavg_end": [round(x, 2) for x in os.getloadavg()]}
 
 
 def _fmt(value: float | None, digits: int = 2) -> str:
@@ -59,7 +59,9 @@ def markdown(rows: list[Row], info: dict[str, Any], command: str) -> str:
     return "\n".join([
         "# mcp-pa bench report", "",
         f"Command: `{command}`  ",
-        f"Machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}, Linux {info['kernel']}, {info['h2load']}", "",
+        f"Machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}, Linux {info['kernel']}, {info['h2load']}  ",
+        f"Load average (1, 5, 15 min) at start {info['loadavg_start']}, at end {info['loadavg_end']}: other work on the "
+        "machine shares the cores, so compare ratios of neighbouring runs rather than absolute figures.", "",
         table(rows), "", "## Targets", "", *target_lines, "",
     ])
 
@@ -92,9 +94,9 @@ def chart(rows: list[Row], path: Path) -> None:
     plt.close(figure)
 
 
-def write(rows: list[Row], out: Path, command: str) -> str:
+def write(rows: list[Row], out: Path, command: str, loadavg_start: tuple[float, float, float]) -> str:
     """Write the three files; returns the Markdown (printed by the caller)."""
-    info = machine()
+    info = {**machine(), "loadavg_start": [round(x, 2) for x in loadavg_start]}
     text = markdown(rows, info, command)
     (out / "report.md").write_text(text)
     (out / "report.json").write_text(json.dumps(
