@@ -38,6 +38,7 @@ from tests.security.conftest import (
 WHOAMI = json.dumps(tool_call("whoami")).encode()
 ATTACKER = SigningKey("RS256")
 ATTACKER_EC = SigningKey("ES256")
+BODY_LIMIT = 8 * 1024 * 1024  # envoy/envoy.yaml, request_body_limit
 PSYCHIC_SIGNATURE = "MAYCAQACAQA"  # DER ECDSA (r=0, s=0): CVE-2022-21449
 SPOOFED_IDENTITY = {
     contract.HEADER_USER_ID: "google:victim",
@@ -158,21 +159,29 @@ def accepted_then_replayed_after_expiry(s: Stack) -> Reply:
     return s.rpc(bearer(token), tool_call("whoami"))
 
 
-def oversize_body(s: Stack) -> Reply:
-    # Streamed, and left unfinished: the 413 is read before the client would send more, so
-    # there is no race with Envoy closing the socket on a body it has refused.
-    conn = http.client.HTTPSConnection("localhost", s.envoy.https_port, context=s.envoy.tls_context(), timeout=20)
-    try:
-        conn.putrequest("POST", contract.MCP_PATH)
-        for name, value in mcp_headers(api_key("alice"), **{"transfer-encoding": "chunked"}).items():
-            conn.putheader(name, value)
-        conn.endheaders()
-        chunk = b"x" * (9 * 1024 * 1024)
-        conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-        response = conn.getresponse()
-        return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
-    finally:
-        conn.close()
+def oversize_body(declared: bool) -> Callable[[Stack], Reply]:
+    """A body one byte over the limit: announced in content-length, or streamed in one chunk.
+
+    Nothing more than the refused bytes is ever sent, and the chunk is left unfinished, so
+    Envoy has read all of it when it answers: no unread data, no reset racing the 413.
+    """
+
+    def send(s: Stack) -> Reply:
+        conn = http.client.HTTPSConnection("localhost", s.envoy.https_port, context=s.envoy.tls_context(), timeout=20)
+        try:
+            conn.putrequest("POST", contract.MCP_PATH)
+            framing = {"content-length": str(BODY_LIMIT + 1)} if declared else {"transfer-encoding": "chunked"}
+            for name, value in mcp_headers(api_key("alice"), **framing).items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            if not declared:
+                conn.send(b"%x\r\n" % (BODY_LIMIT + 1) + b"x" * (BODY_LIMIT + 1))
+            response = conn.getresponse()
+            return Reply(response.status, {k.lower(): v for k, v in response.getheaders()}, response.read())
+        finally:
+            conn.close()
+
+    return send
 
 
 def many_headers(count: int) -> dict[str, str]:
@@ -296,7 +305,8 @@ PATH_TRICKS = [
 OVERSIZE_MALFORMED = [
     Attack("header-over-32-kib", 431, whoami({**api_key("alice"), "x-big": "a" * 40_000})),
     Attack("over-100-headers", 431, whoami({**api_key("alice"), **many_headers(110)})),
-    Attack("body-over-8-mib", 413, oversize_body, refused_as("request_too_large")),
+    Attack("declared-body-over-8-mib", 413, oversize_body(declared=True), refused_as("request_too_large")),
+    Attack("streamed-body-over-8-mib", 413, oversize_body(declared=False), refused_as("request_too_large")),
     Attack("token-over-8-kib", 401, with_token(lambda s: "a" * 9000)),
     Attack("non-ascii-api-key", 401, whoami({contract.HEADER_API_KEY: KEYS["alice"][:-1] + "\u00e9"})),
     Attack("empty-bearer", 401, whoami({contract.HEADER_AUTHORIZATION: "Bearer "})),
