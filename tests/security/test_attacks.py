@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from authz_service.providers.jwt import LEEWAY_SECONDS
 from mcp_pa import contract
 from mcp_pa.envoy_config import RateLimit
 from tests.envoy.conftest import Reply, assert_security_headers, start_envoy
@@ -150,12 +151,13 @@ def refused_as(error: str) -> Callable[[Stack, Reply], None]:
 
 
 def accepted_then_replayed_after_expiry(s: Stack) -> Reply:
-    # exp 57 s ago: inside the 60 s leeway, so accepted and cached. After the leeway has
-    # passed, the same token (now a replay of an expired one) must be refused, cache or not.
-    token = s.google.mint(GOOGLE_CLIENT, sub="g-replay", lifetime=-57, email="r@gmail.com", email_verified=True)
+    # exp 55 s ago: inside the 60 s leeway, so accepted (and perhaps cached). Once the leeway
+    # has passed, the same token (now a replay of an expired one) must be refused, cache or not.
+    claims = s.google.claims(GOOGLE_CLIENT, sub="g-replay", lifetime=-55, email="r@gmail.com", email_verified=True)
+    token = s.google.key.sign(claims)
     first = s.rpc(bearer(token), tool_call("whoami"))
     assert first.status == 200, first.body[:300]
-    time.sleep(4.5)
+    time.sleep(max(0.0, claims["exp"] + LEEWAY_SECONDS + 1.5 - time.time()))
     return s.rpc(bearer(token), tool_call("whoami"))
 
 
