@@ -33,7 +33,7 @@ from mcp_pa import contract
 from mcp_pa.certs import ensure_dev_certs
 from mcp_pa.envoy_config import RateLimit
 from tests.envoy.conftest import Authz, Envoy, Reply, start_authz, start_envoy
-from tests.fakes import FakeGitHubUser, FakeIssuer, FakeProviders, RequestTrap
+from tests.fakes import FakeIssuer, FakeProviders, RequestTrap
 from tests.helpers import free_port, mcp_pa_command, start_process, stop_process, wait_for_port
 
 GOOGLE_CLIENT = "security-client.apps.googleusercontent.com"

@@ -7,6 +7,7 @@ count. Cross-tenant and cross-user access by id is a second table at the end of 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import http.client
@@ -19,9 +20,10 @@ import pytest
 
 from authz_service.providers.jwt import LEEWAY_SECONDS
 from mcp_pa import contract
+from mcp_pa.certs import ensure_dev_certs
 from mcp_pa.envoy_config import RateLimit
-from tests.envoy.conftest import Reply, assert_security_headers, start_envoy
-from tests.fakes import FakeIssuer, SigningKey, b64url, forge
+from tests.envoy.conftest import Envoy, Reply, assert_security_headers, start_envoy
+from tests.fakes import SigningKey, b64url, forge
 from tests.security.conftest import (
     DENIED_DOMAIN,
     GOOGLE_CLIENT,
@@ -102,8 +104,6 @@ def replace_header(token: str, **changes: Any) -> str:
 
 
 def _unb64(segment: str) -> bytes:
-    import base64
-
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
@@ -359,11 +359,11 @@ BRUTE_FORCE_LIMIT = 12
 
 
 @pytest.fixture(scope="module")
-def limited_envoy(stack: Stack) -> Iterator[Any]:
+def limited_envoy(stack: Stack) -> Iterator[Envoy]:
     """A second Envoy in front of the same authz and app, with a small per-address bucket."""
     envoy = start_envoy(
         stack.directory / "envoy-limited",
-        _certs(stack),
+        ensure_dev_certs(stack.directory / "tls"),
         authz_port=stack.authz.port,
         app_port=stack.app.port,
         per_address_limit=RateLimit(BRUTE_FORCE_LIMIT, 300),
@@ -372,13 +372,7 @@ def limited_envoy(stack: Stack) -> Iterator[Any]:
     envoy.stop()
 
 
-def _certs(stack: Stack) -> Any:
-    from mcp_pa.certs import ensure_dev_certs
-
-    return ensure_dev_certs(stack.directory / "tls")
-
-
-def test_api_key_brute_force_hits_the_per_address_limit_with_429(limited_envoy: Any) -> None:
+def test_api_key_brute_force_hits_the_per_address_limit_with_429(limited_envoy: Envoy) -> None:
     source = "127.0.0.77"
     statuses = [
         limited_envoy.request("POST", contract.MCP_PATH, mcp_headers({contract.HEADER_API_KEY: f"mcp_sk_guess_{i:04d}_{'x' * 32}"}), WHOAMI, source=source).status

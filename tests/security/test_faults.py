@@ -12,6 +12,7 @@ import json
 import os
 import secrets
 import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -307,8 +308,6 @@ def test_invalid_tenants_file_keeps_the_policy_in_force_and_a_fixed_one_applies(
 
 
 def test_authz_refuses_to_start_with_an_invalid_tenants_file(stack: Stack) -> None:
-    import subprocess
-
     bad = stack.directory / "bad-tenants.yaml"
     bad.write_text("domains: {acme.test: 'Not A Tenant'}\n")
     env = {**os.environ, **stack.authz_env, "MCP_HTTP_TENANTS_FILE": str(bad), "MCP_HTTP_PUBLIC_URL": stack.envoy.public_url}
