@@ -87,7 +87,7 @@ PROVIDER_CASES: dict[str, tuple[Callable[[Stack], dict[str, str]], str]] = {
     "github-api": (github_token, "/github/"),
     "oidc-jwks-on-unknown-kid": (rotated_jwt, "/oidc/jwks"),
 }
-FAILURES = {"down": "closed", "slow": "hang", "5xx": 502, "garbage-json": "garbage"}
+FAILURES = {"down": "closed", "slow": "hang", "5xx": 502, "rate-limited": 429, "garbage-json": "garbage"}
 
 
 @pytest.fixture
