@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from dataclasses import dataclass
+from typing import Callable
 
 import grpc
 import httpx
@@ -145,6 +146,19 @@ def _supervise(args: argparse.Namespace, metrics_port: int) -> int:
     return 1 if failed else 0
 
 
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop where it is installed (not on Windows), else the standard loop.
+
+    grpc.aio spends most of a cached Check in event-loop bookkeeping; on uvloop a bare Check
+    server used ~15% less CPU per call and answered ~25% more calls/s (docs/bench.md).
+    """
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def main(args: argparse.Namespace) -> int:
     """Entry point of `mcp-pa authz --listen H:P [--metrics-port N] [--workers N]`."""
     settings = get_settings()
@@ -158,5 +172,6 @@ def main(args: argparse.Namespace) -> int:
         if _split_listen(args.listen)[1] == 0:
             raise ValueError("--workers > 1 needs a fixed port in --listen")
         return _supervise(args, metrics_port)
-    asyncio.run(_serve(settings, args.listen, metrics_port))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(_serve(settings, args.listen, metrics_port))
     return 0
