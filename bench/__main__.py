@@ -58,16 +58,18 @@ def run(args: argparse.Namespace, command: str) -> Path:
     load_at_start = os.getloadavg()
     with FakeProviders() as providers, Stack(out / "logs") as stack:
         bench = new_bench(out, args.quick, providers)
-        floor_port, one_port, two_port = ports(3)
+        floor_port, floor_uvloop_port, one_port, two_port = ports(4)
         started = time.monotonic()
-        stack.floor(floor_port)
+        floor = stack.floor(floor_port)
         one = stack.authz("authz-1w", one_port, env=bench.authz_env())
-        if 1 in args.parts:
+        if args.parts & {1, 2}:
             two = stack.authz("authz-2w", two_port, workers=2, env=bench.authz_env())
-            direct.run(bench, floor_port, one, two)
+        if 1 in args.parts:
+            floor_uvloop = stack.floor(floor_uvloop_port, uvloop=True)
+            direct.run(bench, (floor_port, floor.pid), (floor_uvloop_port, floor_uvloop.pid), one, two)
             print(f"part 1 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
         if 2 in args.parts:
-            front_door.run(bench, stack, floor_port, one)
+            front_door.run(bench, stack, floor_port, one, two)
             print(f"part 2 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
         if 3 in args.parts:
             mcp_path.run(bench, stack, one)

@@ -47,9 +47,11 @@ def paired_ratio(runs: Sequence[Measurement], reference: Sequence[Measurement]) 
 
 def combine(runs: Sequence[Measurement]) -> Measurement:
     """Median of interleaved rounds (so one disturbed round does not decide the figure)."""
+    cpu = [m.cpu_us for m in runs if m.cpu_us is not None]
     return Measurement(
         statistics.median(m.rps for m in runs), statistics.median(m.p50_ms for m in runs),
         statistics.median(m.p99_ms for m in runs), sum(m.requests for m in runs), 0, 0,
+        statistics.median(cpu) if cpu else None,
     )
 
 
@@ -111,6 +113,7 @@ class Bench:
         figure = combine(runs)
         return self.add(Row(part, case, figure.rps, figure.p50_ms, figure.p99_ms,
                             ratio=paired_ratio(runs, reference) if reference else None, reference=reference_name,
+                            value=figure.cpu_us, unit="µs CPU/call" if figure.cpu_us is not None else "",
                             note=note, runs=[m.as_dict() for m in runs]))
 
 

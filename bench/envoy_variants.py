@@ -70,8 +70,13 @@ def _jwt_authn_filter(jwt: JwtAuthn) -> dict[str, Any]:
 
 
 def render(ports: Ports, cert_dir: Path, auth: Auth = "ext_authz", direct_response: bool = True,
-           jwt: JwtAuthn | None = None) -> dict[str, Any]:
-    """One bench variant of the canonical configuration."""
+           jwt: JwtAuthn | None = None, authz_streams_per_connection: int | None = None) -> dict[str, Any]:
+    """One bench variant of the canonical configuration.
+
+    `authz_streams_per_connection` caps concurrent Checks per HTTP/2 connection to the authz
+    cluster: Envoy then opens more connections, which SO_REUSEPORT spreads over `--workers N`
+    (one connection, the default, lands on one worker and leaves the others idle).
+    """
     options = envoy_config.EnvoyOptions(
         https_port=ports.https, http_port=ports.http, admin_port=ports.admin, authz_port=ports.authz,
         app_port=ports.app, listen_address="127.0.0.1", cert_dir=cert_dir,
@@ -87,6 +92,10 @@ def render(ports: Ports, cert_dir: Path, auth: Auth = "ext_authz", direct_respon
         if jwt is None:
             raise ValueError("the jwt_authn variant needs the issuer, audience and JWKS")
         filters[position] = _jwt_authn_filter(jwt)
+    if authz_streams_per_connection is not None:
+        cluster = next(c for c in config["static_resources"]["clusters"] if c["name"] == envoy_config.AUTHZ_CLUSTER)
+        options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
+        options["explicit_http_config"]["http2_protocol_options"]["max_concurrent_streams"] = authz_streams_per_connection
     if direct_response:
         for route in manager["route_config"]["virtual_hosts"][0]["routes"]:
             if route.get("name") == "mcp":

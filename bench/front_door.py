@@ -1,7 +1,8 @@
 """Part 2: through Envoy with TLS, the upstream being Envoy's own direct response (no app).
 
-Four Envoys run side by side, identical but for authentication: none (the ceiling), jwt_authn
-(in-process, same token), ext_authz to the floor server, ext_authz to our service. Each case
+Envoys run side by side, identical but for authentication: none (the ceiling), jwt_authn
+(in-process, same token), ext_authz to the floor server, ext_authz to our service (1 worker;
+and 2 workers with Envoy opening several connections to reach both). Each case
 is measured at saturation and at fixed rates; the latency it adds is its percentile minus
 the no-auth Envoy's at the same rate.
 """
@@ -26,26 +27,29 @@ CASES = {
     "jwt_authn": "Envoy + jwt_authn (in-process)",
     "floor": "Envoy + ext_authz floor server",
     "ours": "Envoy + our ext_authz (cached JWT)",
+    "ours_2w": "Envoy + our ext_authz, 2 workers, 8 streams/conn",
 }
+STREAMS_PER_AUTHZ_CONNECTION = 8
 
 
-def start_envoys(bench: Bench, stack: Stack, floor_port: int, ours: Authz) -> dict[str, int]:
-    """The four variants; their HTTPS ports by case."""
+def start_envoys(bench: Bench, stack: Stack, floor_port: int, ours: Authz, ours_2w: Authz) -> dict[str, int]:
+    """The variants of CASES; their HTTPS ports by case."""
     jwt = envoy_variants.JwtAuthn(bench.rs_issuer.issuer, AUDIENCE, bench.rs_issuer.jwks())
     found: dict[str, int] = {}
     for case in CASES:
         https, http, admin, app = ports(4)
-        authz = {"floor": floor_port, "ours": ours.port}.get(case, floor_port)
+        authz = {"floor": floor_port, "ours": ours.port, "ours_2w": ours_2w.port}.get(case, floor_port)
         auth: envoy_variants.Auth = {"none": "none", "jwt_authn": "jwt_authn"}.get(case, "ext_authz")  # type: ignore[assignment]
         config = envoy_variants.render(envoy_variants.Ports(https, http, admin, authz, app), bench.certs.server_cert.parent,
-                                       auth=auth, jwt=jwt)
+                                       auth=auth, jwt=jwt,
+                                       authz_streams_per_connection=STREAMS_PER_AUTHZ_CONNECTION if case == "ours_2w" else None)
         stack.envoy(f"envoy-{case}", config, admin, bench.out)
         found[case] = https
     return found
 
 
-def run(bench: Bench, stack: Stack, floor_port: int, ours: Authz) -> None:
-    https = start_envoys(bench, stack, floor_port, ours)
+def run(bench: Bench, stack: Stack, floor_port: int, ours: Authz, ours_2w: Authz) -> None:
+    https = start_envoys(bench, stack, floor_port, ours, ours_2w)
     headers = [f"{k}: {v}" for k, v in bearer(bench.token).items()]
 
     def load(case: str, rate: int | None = None) -> H2Load:
@@ -58,16 +62,18 @@ def run(bench: Bench, stack: Stack, floor_port: int, ours: Authz) -> None:
         return H2Load(url, headers, clients=1, streams=RATE_STREAMS, duration=bench.duration, warm_up=bench.warm_up,
                       rps_per_client=rate)
 
-    before = refusals(ours.metrics_ports)
+    metrics_ports = ours.metrics_ports + ours_2w.metrics_ports
+    before = refusals(metrics_ports)
     saturation = bench.interleave({case: (lambda c=case: bench.h2load(load(c))) for case in CASES})
     fixed = {rate: bench.interleave({case: (lambda c=case, r=rate: bench.h2load(load(c, r))) for case in CASES},
                                     rounds=min(bench.rounds, RATE_ROUNDS))
              for rate in RATES}
-    assert_no_refusals(ours.metrics_ports, before, "part 2 through Envoy")
+    assert_no_refusals(metrics_ports, before, "part 2 through Envoy")
 
     note = f"h2load -c {SATURATION_CLIENTS} -m {SATURATION_STREAMS}, {bench.duration:g} s x {bench.rounds}"
     for case, label in CASES.items():
-        reference = {"ours": ("floor via Envoy", saturation["floor"]), "none": ("", [])}.get(case, ("no auth", saturation["none"]))
+        reference = {"ours": ("floor via Envoy", saturation["floor"]), "ours_2w": ("floor via Envoy", saturation["floor"]),
+                     "none": ("", [])}.get(case, ("no auth", saturation["none"]))
         bench.add_measured(SATURATION, label, saturation[case], note, reference[1], reference[0])
     bench.add(Row(SATURATION, "ours vs jwt_authn", ratio=paired_ratio(saturation["ours"], saturation["jwt_authn"]),
                   reference="jwt_authn", note="req/s ratio; a Python ext_authz pays a gRPC round trip jwt_authn does not"))

@@ -22,7 +22,7 @@ class BenchError(RuntimeError):
     """A bench step could not run or produced a result that is not a measurement (wrong status…)."""
 
 
-def require_tools(tools: Sequence[str] = ("h2load", "wrk")) -> None:
+def require_tools(tools: Sequence[str] = ("h2load",)) -> None:
     """Fail with the install command when a load tool is missing."""
     missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
@@ -44,10 +44,12 @@ class Measurement:
     requests: int
     failed: int
     non_2xx: int
+    cpu_us: float | None = None  # server CPU time per request, when the run measured it
 
-    def as_dict(self) -> dict[str, float | int]:
+    def as_dict(self) -> dict[str, float | int | None]:
         return {"rps": round(self.rps, 1), "p50_ms": round(self.p50_ms, 3), "p99_ms": round(self.p99_ms, 3),
-                "requests": self.requests, "failed": self.failed, "non_2xx": self.non_2xx}
+                "requests": self.requests, "failed": self.failed, "non_2xx": self.non_2xx,
+                "cpu_us": None if self.cpu_us is None else round(self.cpu_us, 1)}
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:

@@ -7,6 +7,7 @@ run never collides with a local `mcp-pa up` or with tests running at the same ti
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import sys
 import time
@@ -75,8 +76,10 @@ class Stack(contextlib.ExitStack):
             raise self.fail(name, str(exc)) from exc
         return Authz(proc, port, [metrics + i for i in range(workers)])
 
-    def floor(self, port: int) -> subprocess.Popen:
-        proc = self.process("floor", [sys.executable, "-m", "bench.floor_server", "--listen", f"127.0.0.1:{port}"])
+    def floor(self, port: int, uvloop: bool = False) -> subprocess.Popen:
+        name = "floor-uvloop" if uvloop else "floor"
+        proc = self.process(name, [sys.executable, "-m", "bench.floor_server", "--listen", f"127.0.0.1:{port}",
+                                   *(["--uvloop"] if uvloop else [])])
         wait_for_port(port, timeout=START_TIMEOUT, proc=proc)
         return proc
 
@@ -135,6 +138,16 @@ def sampling_rss(pid: int, interval: float = 0.25) -> Iterator[list[float]]:
     finally:
         stop.set()
         thread.join()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and of its direct children (the workers of --workers N)."""
+    pids = [pid, *(int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    total = 0
+    for one in pids:
+        fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def ports(count: int) -> list[int]:
