@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
 import ssl
-import tempfile
 from pathlib import Path
-from typing import Iterator
 
 import httpx2
 import psutil
@@ -50,13 +46,3 @@ def alive(processes: list[psutil.Process]) -> list[str]:
     """Descriptions of the processes that still run, for assertion messages."""
     return [f"{p.pid} {' '.join(p.cmdline()[:4])}" for p in alive_processes(processes)]
 
-
-@contextlib.contextmanager
-def scratch_dir(prefix: str) -> Iterator[Path]:
-    """A temporary folder outside /tmp/pytest-of-*: a concurrent pytest run resets that folder to
-    0700, which the embedded PostgreSQL's own system user (pgserver, when run as root) must traverse."""
-    root = Path(tempfile.mkdtemp(prefix=prefix))
-    try:
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)

@@ -12,7 +12,6 @@ import re
 import subprocess
 import sys
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -22,9 +21,9 @@ import pytest
 import yaml
 
 from mcp_pa import certs, contract, envoy_config
-from tests.deploy.conftest import clean_env, list_tool_names, scratch_dir
+from tests.deploy.conftest import clean_env, list_tool_names
 from tests.deploy.test_manifests import render_k8s
-from tests.helpers import VENV_BIN, free_port, start_process, stop_process, wait_for_port
+from tests.helpers import VENV_BIN, free_port, scratch_dir, start_process, stop_process, wait_for_port
 
 API_KEY = contract.API_KEY_PREFIX + "pod-simulation-key-0123456789abcdefghijklmnop"
 READY_TIMEOUT = 90.0
@@ -76,20 +75,6 @@ def pod_dir() -> Iterator[Path]:
         yield root
 
 
-@pytest.fixture(scope="module")
-def database_url(pod_dir: Path) -> Iterator[str]:
-    """The managed PostgreSQL the `mcp-pa-database` Secret points at."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs: XDG_RUNTIME_DIR unset on test machines
-        import pgserver
-
-        server = pgserver.get_server(pod_dir / "pgdata", cleanup_mode="stop")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
-
-
 @dataclass
 class Pod:
     """The simulated pod's processes and how to reach it."""
@@ -102,13 +87,13 @@ class Pod:
 
 
 @pytest.fixture(scope="module")
-def pod(rendered: dict[tuple[str, str], dict[str, Any]], database_url: str, pod_dir: Path) -> Iterator[Pod]:
+def pod(rendered: dict[tuple[str, str], dict[str, Any]], pg_dsn: str, pod_dir: Path) -> Iterator[Pod]:
     tmp = pod_dir
     by_kind = lambda kind: [d for (k, _), d in rendered.items() if k == kind]  # noqa: E731
     configmaps = {d["metadata"]["name"]: d["data"] for d in by_kind("ConfigMap")}
     secrets = {d["metadata"]["name"]: dict(d["stringData"]) for d in by_kind("Secret")}
     # The operator fills the placeholder Secrets; the TLS Secret holds a certificate for localhost.
-    secrets["mcp-pa-database"]["url"] = database_url
+    secrets["mcp-pa-database"]["url"] = pg_dsn  # the managed PostgreSQL
     secrets["mcp-pa-providers"]["MCP_HTTP_API_KEY"] = API_KEY
     tls = certs.ensure_dev_certs(tmp / "tls")
 

@@ -20,8 +20,8 @@ import psutil
 import pytest
 
 from mcp_pa import contract
-from tests.deploy.conftest import alive, alive_processes, clean_env, list_tool_names, scratch_dir
-from tests.helpers import REPO, free_port, mcp_pa_command
+from tests.deploy.conftest import alive, alive_processes, clean_env, list_tool_names
+from tests.helpers import REPO, free_port, mcp_pa_command, scratch_dir
 
 START_TIMEOUT = 120.0  # two busy cores shared with other suites: generous, never asserted on
 
