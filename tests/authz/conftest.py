@@ -103,7 +103,7 @@ def make_settings(fake: FakeProviders, **overrides: Any) -> Settings:
         "github_client_id": GITHUB_APP[0],
         "github_client_secret": GITHUB_APP[1],
         "github_api_url": f"{fake.url}/github",
-        "provider_timeout": 1.0,
+        "provider_timeout": 3.0,  # generous: a busy 2-core CI machine must not turn a slow fake into an outage
         "jwks_refetch_cooldown": 30.0,
     }
     values.update(overrides)
