@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench install clean
+.PHONY: run test bench install system-tools clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,13 +14,16 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+system-tools:
+	bash scripts/system-tools.sh
+
 run: $(STAMP)
 	$(BIN)/mcp-pa up
 
-test: $(STAMP)
+test: $(STAMP) system-tools
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(STAMP) system-tools
 	$(BIN)/python -m bench
 
 clean:
