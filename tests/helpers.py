@@ -48,6 +48,17 @@ def start_process(cmd: list[str], env: dict[str, str] | None = None, log: Path |
     return subprocess.Popen(cmd, env=full_env, stdout=out, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True)
 
 
+def start_listening(cmd: list[str], port: int, env: dict[str, str] | None = None, log: Path | None = None, timeout: float = 60.0) -> subprocess.Popen:
+    """Start a child that listens on port and wait until it does; on failure nothing is left running."""
+    proc = start_process(cmd, env=env, log=log)
+    try:
+        wait_for_port(port, timeout=timeout, proc=proc)
+    except BaseException:
+        stop_process(proc)
+        raise
+    return proc
+
+
 def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
     if proc.poll() is not None:
         return

@@ -22,7 +22,7 @@ import pytest
 
 from mcp_pa import envoy_config
 from mcp_pa.certs import DevCerts, ensure_dev_certs
-from tests.helpers import free_port, mcp_pa_command, start_process, stop_process, wait_for_port
+from tests.helpers import free_port, mcp_pa_command, start_listening, start_process, stop_process
 
 # Lets a test find its own request among those the echo upstream recorded.
 TEST_ID_HEADER = "x-test-id"
@@ -239,16 +239,12 @@ class Authz:
 def start_authz(directory: Path, port: int, public_url: str, env: Mapping[str, str]) -> Authz:
     directory.mkdir(parents=True, exist_ok=True)
     log_path = directory / "authz.log"
-    proc = start_process(
+    proc = start_listening(
         mcp_pa_command("authz", "--listen", f"127.0.0.1:{port}", "--metrics-port", "0"),
+        port,
         env={"MCP_HTTP_PUBLIC_URL": public_url, "MCP_HTTP_ENVIRONMENT": "development", **env},
         log=log_path,
     )
-    try:
-        wait_for_port(port, timeout=60, proc=proc)
-    except BaseException:
-        stop_process(proc)
-        raise
     return Authz(port, proc, log_path)
 
 

@@ -34,7 +34,7 @@ from mcp_pa.certs import ensure_dev_certs
 from mcp_pa.envoy_config import RateLimit
 from tests.envoy.conftest import Authz, Envoy, Reply, start_authz, start_envoy
 from tests.fakes import FakeIssuer, FakeProviders, RequestTrap
-from tests.helpers import free_port, mcp_pa_command, start_process, stop_process, wait_for_port
+from tests.helpers import free_port, mcp_pa_command, start_listening
 
 GOOGLE_CLIENT = "security-client.apps.googleusercontent.com"
 OIDC_AUDIENCE = "mcp-pa"
@@ -170,16 +170,12 @@ def start_app(directory: Path, dsn: str, public_url: str, env: Mapping[str, str]
     """The app with the same provider settings as the authz service (its metadata names them)."""
     port = free_port()
     log_path = directory / "app.log"
-    proc = start_process(
+    proc = start_listening(
         mcp_pa_command("app", "--listen", f"127.0.0.1:{port}"),
+        port,
         env={**env, "MCP_HTTP_DATABASE_CONNECTION_STRING": dsn, "MCP_HTTP_PUBLIC_URL": public_url, "MCP_HTTP_ENVIRONMENT": "development"},
         log=log_path,
     )
-    try:
-        wait_for_port(port, timeout=60, proc=proc)
-    except BaseException:
-        stop_process(proc)
-        raise
     return App(port, proc, log_path)
 
 
