@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Callable, Generic, TypeVar
 
-from mcp_pa.contract import parse_permissions
+from mcp_pa.core.contract import parse_permissions
 
 log = logging.getLogger("authz.files")
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from mcp_pa.contract import API_KEY_PREFIX, HEADER_API_KEY, HEADER_AUTHORIZATION
+from mcp_pa.core.contract import API_KEY_PREFIX, HEADER_API_KEY, HEADER_AUTHORIZATION
 
 from authz_service.errors import InvalidRequest, InvalidToken, MissingCredential
 

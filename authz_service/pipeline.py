@@ -16,9 +16,9 @@ from typing import Mapping
 
 import httpx
 
-from mcp_pa.contract import HEADER_MCP_METHOD, HEADER_MCP_NAME
-from mcp_pa.logs import fingerprint
-from mcp_pa.settings import Settings
+from mcp_pa.core.contract import HEADER_MCP_METHOD, HEADER_MCP_NAME
+from mcp_pa.core.logs import fingerprint
+from mcp_pa.core.settings import Settings
 
 from authz_service import credentials, metrics, policy, response
 from authz_service.cache import IdentityCache

@@ -4,12 +4,12 @@
 - A token that carries `mcp:*` scopes gets exactly those (the issuer's RBAC decides).
 - Otherwise the tenant's default permissions (read,write unless the tenants file says so),
   plus admin for the tenant's listed admins (by verified email or user id).
-The edge check uses `mcp_pa.contract.required_permission`, the table the app enforces too.
+The edge check uses `mcp_pa.core.contract.required_permission`, the table the app enforces too.
 """
 
 from __future__ import annotations
 
-from mcp_pa.contract import PERMISSION_ADMIN, Identity, required_permission
+from mcp_pa.core.contract import PERMISSION_ADMIN, Identity, required_permission
 
 from authz_service.errors import InsufficientScope
 from authz_service.providers import Principal

@@ -15,7 +15,7 @@ import re
 from google.protobuf.wrappers_pb2 import BoolValue
 from google.rpc import code_pb2, status_pb2
 
-from mcp_pa.contract import CREDENTIAL_HEADERS, IDENTITY_HEADERS, PRM_MCP_PATH, Identity, scope_for
+from mcp_pa.core.contract import CREDENTIAL_HEADERS, IDENTITY_HEADERS, PRM_MCP_PATH, Identity, scope_for
 
 from authz_service.errors import Denied, InsufficientScope, MissingCredential, ProviderUnavailable
 from authz_service.proto import base_pb2, external_auth_pb2, http_status_pb2

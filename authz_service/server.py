@@ -20,8 +20,9 @@ import grpc
 import httpx
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from mcp_pa import logs
-from mcp_pa.settings import Settings, get_settings
+from mcp_pa.core import logs
+from mcp_pa.core.net import parse_listen
+from mcp_pa.core.settings import Settings, get_settings
 
 from authz_service.pipeline import Pipeline, build_pipeline
 from authz_service.proto import external_auth_pb2
@@ -95,19 +96,12 @@ async def start(settings: Settings, listen: str) -> Running:
     return Running(server, port, pipeline, health_servicer, client)
 
 
-def _split_listen(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen {listen!r} must be HOST:PORT")
-    return host.strip("[]") or "0.0.0.0", int(port)
-
-
 async def _serve(settings: Settings, listen: str, metrics_port: int) -> None:
     running = await start(settings, listen)
     if metrics_port:
         from prometheus_client import start_http_server
 
-        start_http_server(metrics_port, addr=_split_listen(listen)[0])
+        start_http_server(metrics_port, addr=parse_listen(listen, "0.0.0.0")[0])
     log.info("authz listening", extra={"listen": listen, "port": running.port, "metrics_port": metrics_port or None})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -164,12 +158,12 @@ def main(args: argparse.Namespace) -> int:
     settings = get_settings()
     logs.configure(settings.log_level)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # its INFO lines carry request URLs
-    _split_listen(args.listen)
+    parse_listen(args.listen, "0.0.0.0")
     metrics_port = settings.authz_metrics_port if args.metrics_port is None else args.metrics_port
     if args.workers < 1:
         raise ValueError("--workers must be at least 1")
     if args.workers > 1:
-        if _split_listen(args.listen)[1] == 0:
+        if parse_listen(args.listen, "0.0.0.0")[1] == 0:
             raise ValueError("--workers > 1 needs a fixed port in --listen")
         return _supervise(args, metrics_port)
     with asyncio.Runner(loop_factory=loop_factory()) as runner:

@@ -37,7 +37,7 @@ from typing import Any
 
 import yaml
 
-from mcp_pa.contract import DEFAULT_USER_PERMISSIONS, is_valid_tenant_id
+from mcp_pa.core.contract import DEFAULT_USER_PERMISSIONS, is_valid_tenant_id
 
 from authz_service.config_files import WatchedFile, bool_value, permissions_value
 from authz_service.errors import AccessDenied

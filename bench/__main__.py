@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from mcp_pa.certs import ensure_dev_certs
-from mcp_pa.contract import API_KEY_PREFIX
+from mcp_pa.up.certs import ensure_dev_certs
+from mcp_pa.core.contract import API_KEY_PREFIX
 from tests.fakes.providers import FakeProviders
 
 from bench import direct, front_door, mcp_path, memory, report

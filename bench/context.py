@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from mcp_pa.certs import DevCerts
+from mcp_pa.up.certs import DevCerts
 from tests.fakes.providers import FakeIssuer, FakeProviders
 
 from bench.load import BenchError, H2Load, Measurement

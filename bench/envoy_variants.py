@@ -1,6 +1,6 @@
 """Envoy configurations for the bench, derived in code from the canonical envoy/envoy.yaml.
 
-`mcp_pa.envoy_config.render` sets ports and certificates; on top of that a variant
+`mcp_pa.up.envoy_config.render` sets ports and certificates; on top of that a variant
 - lifts the rate limits out of reach (the filters stay, so their cost is still measured),
 - optionally answers `/mcp` with a direct response (no app: the front door alone),
 - and chooses the authentication: ext_authz (our service or the floor, by the authz port),
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mcp_pa import contract, envoy_config
+from mcp_pa.core import contract
+from mcp_pa.up import envoy_config
 
 Auth = Literal["ext_authz", "none", "jwt_authn"]
 # Far beyond anything two cores can send: the buckets never run dry during a run.

@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from mcp_pa import contract
-from mcp_pa.settings import ENV_PREFIX
+from mcp_pa.core import contract
+from mcp_pa.core.settings import ENV_PREFIX
 
 from bench import envoy_variants
 from bench.context import Bench, Row
@@ -26,7 +26,7 @@ from bench.traffic import api_key
 CLIENTS, STREAMS = 4, 4
 PROTOCOL_VERSION = "2025-06-18"
 SEED_TODOS = 20
-API_KEY_TENANT = "default"  # MCP_HTTP_API_KEY's tenant (ARCHITECTURE.md)
+API_KEY_TENANT = "default"  # MCP_HTTP_API_KEY's tenant (docs/architecture.md)
 
 
 def tool_call(tool: str, arguments: dict[str, Any]) -> bytes:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from mcp_pa import envoy_config
+from mcp_pa.up import envoy_config
 from tests.helpers import free_port, mcp_pa_command, start_process, stop_process, wait_for_port
 
 from bench.load import BenchError

@@ -20,13 +20,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_app.db import Database, database_dsn
-from mcp_app.identity import METRICS_PATH, READYZ_PATH, IdentityMiddleware
+from mcp_app.identity import IdentityMiddleware
 from mcp_app.resources import register_resources
 from mcp_app.tools import register_all
 from mcp_app.tools.base import Toolbox, ToolGate
 from mcp_app.tools.documents import MAX_REQUEST_BODY_BYTES
-from mcp_pa import contract
-from mcp_pa.settings import Settings
+from mcp_pa.core import contract
+from mcp_pa.core.settings import Settings
 
 SERVER_NAME = "mcp-pa"
 INSTRUCTIONS = (
@@ -123,8 +123,8 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         Route(contract.PRM_PATH, metadata, methods=["GET"]),
         Route(contract.PRM_MCP_PATH, metadata, methods=["GET"]),
         Route(contract.HEALTHZ_PATH, healthz, methods=["GET"]),
-        Route(READYZ_PATH, readyz, methods=["GET"]),
-        Route(METRICS_PATH, metrics, methods=["GET"]),
+        Route(contract.READYZ_PATH, readyz, methods=["GET"]),
+        Route(contract.METRICS_PATH, metrics, methods=["GET"]),
         *mcp_http.routes,
     ]
     app = Starlette(routes=routes, middleware=[Middleware(IdentityMiddleware)], lifespan=lifespan)

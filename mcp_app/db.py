@@ -19,8 +19,8 @@ from typing import AsyncIterator
 
 import asyncpg
 
-from mcp_pa import contract
-from mcp_pa.settings import Settings, get_settings
+from mcp_pa.core import contract
+from mcp_pa.core.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 

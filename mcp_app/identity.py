@@ -15,15 +15,13 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_app.db import schema_for
-from mcp_pa import contract
+from mcp_pa.core import contract
 
 log = logging.getLogger(__name__)
 
 # Paths the app answers without identity: the contract's public routes plus the probes and
 # metrics that the kubelet and Prometheus reach on the pod address, not through Envoy.
-READYZ_PATH = "/readyz"
-METRICS_PATH = "/metrics"
-APP_PUBLIC_PATHS = frozenset((*contract.PUBLIC_PATHS, READYZ_PATH, METRICS_PATH))
+APP_PUBLIC_PATHS = frozenset((*contract.PUBLIC_PATHS, contract.READYZ_PATH, contract.METRICS_PATH))
 _STATE_KEY = "identity"
 
 

@@ -7,16 +7,9 @@ import argparse
 import uvicorn
 
 from mcp_app.app import create_app
-from mcp_pa import logs
-from mcp_pa.settings import get_settings
-
-
-def parse_listen(value: str) -> tuple[str, int]:
-    """`127.0.0.1:8000` or `[::1]:8000` → (host, port); ValueError with the expected form."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--listen must be HOST:PORT, got {value!r}")
-    return host.strip("[]"), int(port)
+from mcp_pa.core import logs
+from mcp_pa.core.net import parse_listen
+from mcp_pa.core.settings import get_settings
 
 
 def main(args: argparse.Namespace) -> int:

@@ -1,16 +1,59 @@
-"""The `mcp-pa` command: up, authz, app, api-key, db, connect.
+"""The `mcp-pa` command: up, authz, app, api-key, db, connect, health.
 
-Each subcommand imports its part lazily so that `mcp-pa authz` never loads the app and
-settings errors are reported as one clear line, not a traceback.
+Each subcommand imports its part inside its handler, so that `mcp-pa authz` never loads the app,
+`connect` and `health` stay quick to start, and the base install (client side only) can run
+`connect` without the server's dependencies. Settings errors are one clear line, not a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, Sequence
+from collections.abc import Sequence
 
-from mcp_pa import contract
+from mcp_pa.core import contract
+
+
+def _run_up(args: argparse.Namespace) -> int:
+    from mcp_pa.up import supervisor
+
+    return supervisor.main(args)
+
+
+def _run_authz(args: argparse.Namespace) -> int:
+    from authz_service import server
+
+    return server.main(args)
+
+
+def _run_app(args: argparse.Namespace) -> int:
+    from mcp_app import server
+
+    return server.main(args)
+
+
+def _run_api_key_create(args: argparse.Namespace) -> int:
+    from authz_service.providers import apikey
+
+    return apikey.cli_create(args)
+
+
+def _run_db_migrate(args: argparse.Namespace) -> int:
+    from mcp_app import db
+
+    return db.cli_migrate(args)
+
+
+def _run_connect(args: argparse.Namespace) -> int:
+    from mcp_pa import connect
+
+    return connect.main(args)
+
+
+def _run_health(args: argparse.Namespace) -> int:
+    from mcp_pa import health
+
+    return health.main(args)
 
 
 def _add_up(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +67,7 @@ def _add_up(sub: argparse._SubParsersAction) -> None:
         "--behind-tls-proxy", action="store_true",
         help="a platform terminates TLS in front: serve MCP on --http-port in plain HTTP on all interfaces (HSTS kept)",
     )
-    p.set_defaults(run=lambda a: _call("mcp_pa.up", a))
+    p.set_defaults(run=_run_up)
 
 
 def _add_authz(sub: argparse._SubParsersAction) -> None:
@@ -32,13 +75,13 @@ def _add_authz(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--listen", default=f"127.0.0.1:{contract.DEFAULT_AUTHZ_PORT}")
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus port (default MCP_HTTP_AUTHZ_METRICS_PORT; 0 disables)")
     p.add_argument("--workers", type=int, default=1, help="processes sharing the port (SO_REUSEPORT)")
-    p.set_defaults(run=lambda a: _call("authz_service.server", a))
+    p.set_defaults(run=_run_authz)
 
 
 def _add_app(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("app", help="run the MCP app alone")
     p.add_argument("--listen", default=f"127.0.0.1:{contract.DEFAULT_APP_PORT}")
-    p.set_defaults(run=lambda a: _call("mcp_app.server", a))
+    p.set_defaults(run=_run_app)
 
 
 def _add_api_key(sub: argparse._SubParsersAction) -> None:
@@ -50,14 +93,14 @@ def _add_api_key(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--permissions", default="read,write")
     c.add_argument("--expires", default=None, help="ISO 8601 date or datetime, or a duration like 90d")
     c.add_argument("--file", default=None, help="keys file (default MCP_HTTP_API_KEYS_FILE)")
-    c.set_defaults(run=lambda a: _call("authz_service.providers.apikey", a, "cli_create"))
+    c.set_defaults(run=_run_api_key_create)
 
 
 def _add_db(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("db", help="database maintenance")
     db = p.add_subparsers(dest="db_command", required=True)
     m = db.add_parser("migrate", help="upgrade every tenant schema to the newest migration")
-    m.set_defaults(run=lambda a: _call("mcp_app.db", a, "cli_migrate"))
+    m.set_defaults(run=_run_db_migrate)
 
 
 def _add_connect(sub: argparse._SubParsersAction) -> None:
@@ -67,20 +110,21 @@ def _add_connect(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--api-key-env", default=None, help="environment variable holding the API key")
     g.add_argument("--token-command", default=None, help="command printing a bearer token")
     p.add_argument("--ca", default=None, help="CA bundle to trust for the server's certificate")
-    p.set_defaults(run=lambda a: _call("mcp_pa.connect", a))
+    p.set_defaults(run=_run_connect)
 
 
-def _call(module: str, args: argparse.Namespace, func: str = "main") -> int:
-    import importlib
-
-    entry: Callable[[argparse.Namespace], int | None] = getattr(importlib.import_module(module), func)
-    return entry(args) or 0
+def _add_health(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("health", help="probe a service on this host: exit 0 when ready (for kubelet and compose probes)")
+    p.add_argument("service", choices=("authz", "app"))
+    p.add_argument("--port", type=int, default=None, help="default: the contract's port of that service")
+    p.add_argument("--host", default="127.0.0.1")
+    p.set_defaults(run=_run_health)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-pa", description="Multi-tenant personal-assistant MCP server")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_up, _add_authz, _add_app, _add_api_key, _add_db, _add_connect):
+    for add in (_add_up, _add_authz, _add_app, _add_api_key, _add_db, _add_connect, _add_health):
         add(sub)
     return parser
 
@@ -88,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
     except ValueError as exc:  # settings and argument errors: one clear message, no traceback

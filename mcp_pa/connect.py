@@ -27,8 +27,8 @@ from typing import Any, BinaryIO, Iterator
 
 import httpx
 
-from mcp_pa import contract, logs
-from mcp_pa.settings import is_loopback_url
+from mcp_pa.core import contract, logs
+from mcp_pa.core.net import is_loopback_url
 
 log = logging.getLogger("mcp_pa.connect")
 
@@ -517,7 +517,7 @@ def build_credential(args: argparse.Namespace) -> Credential:
         return TokenCommandCredential(args.token_command)
     if args.api_key_env is not None:
         # The variable's name is the user's choice at launch, so this is the one place outside
-        # mcp_pa.settings that reads the environment; the bridge is a client, not a server process.
+        # mcp_pa.core.settings that reads the environment; the bridge is a client, not a server process.
         key = os.environ.get(args.api_key_env, "").strip()
         if not key:
             raise ValueError(f"--api-key-env {args.api_key_env}: that environment variable is not set or empty")

@@ -2,8 +2,8 @@
 
 import pytest
 
-from mcp_pa import contract
-from mcp_pa.contract import Identity
+from mcp_pa.core import contract
+from mcp_pa.core.contract import Identity
 
 
 @pytest.mark.parametrize("tenant", ["a", "example_com", "t" + "x" * 47])

@@ -17,7 +17,7 @@ from authz_service.errors import InvalidToken
 if TYPE_CHECKING:
     import httpx
 
-    from mcp_pa.settings import Settings
+    from mcp_pa.core.settings import Settings
 
 GOOGLE_ACCESS_TOKEN_PREFIX = "ya29."
 GITHUB_TOKEN_PREFIXES = ("gho_", "ghu_", "ghp_", "github_pat_")

@@ -34,8 +34,8 @@ from typing import Any, Callable
 
 import yaml
 
-from mcp_pa.contract import API_KEY_PREFIX, PERMISSIONS, is_valid_tenant_id, parse_permissions
-from mcp_pa.logs import fingerprint
+from mcp_pa.core.contract import API_KEY_PREFIX, PERMISSIONS, is_valid_tenant_id, parse_permissions
+from mcp_pa.core.logs import fingerprint
 
 from authz_service.config_files import WatchedFile, bool_value, permissions_value
 from authz_service.errors import InvalidToken
@@ -227,7 +227,7 @@ def _write_private(path: Path, text: str) -> None:
 
 def cli_create(args: argparse.Namespace) -> int:
     """Make a key, append its hash to the keys file, print the key once on stdout."""
-    from mcp_pa.settings import get_settings
+    from mcp_pa.core.settings import get_settings
 
     if not _KEY_ID.fullmatch(args.id):
         raise ValueError(f"--id {args.id!r} must be 1-64 letters, digits, '.', '_' or '-'")

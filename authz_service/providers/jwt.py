@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import jwt
 
-from mcp_pa.contract import PERMISSIONS, SCOPE_PREFIX
+from mcp_pa.core.contract import PERMISSIONS, SCOPE_PREFIX
 
 from authz_service.errors import InvalidToken
 from authz_service.providers.jwks import ASYMMETRIC_ALGORITHMS, JWKS

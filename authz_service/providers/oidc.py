@@ -11,8 +11,8 @@ import asyncio
 
 import httpx
 
-from mcp_pa.settings import OIDCProvider as OIDCSettings
-from mcp_pa.settings import is_loopback_url
+from mcp_pa.core.settings import OIDCProvider as OIDCSettings
+from mcp_pa.core.net import is_loopback_url
 
 from authz_service.errors import ProviderUnavailable
 from authz_service.providers import Principal, http

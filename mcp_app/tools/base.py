@@ -30,7 +30,7 @@ from pydantic import Field
 
 from mcp_app.db import Database
 from mcp_app.identity import identity_of
-from mcp_pa import contract
+from mcp_pa.core import contract
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp_app.app import create_app
 from mcp_app.db import Database
-from mcp_pa import contract
-from mcp_pa.settings import Settings
+from mcp_pa.core import contract
+from mcp_pa.core.settings import Settings
 from tests.helpers import free_port
 
 READ_WRITE = frozenset({contract.PERMISSION_READ, contract.PERMISSION_WRITE})

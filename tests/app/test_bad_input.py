@@ -10,7 +10,7 @@ import pytest
 
 from mcp_app.db import Database, schema_for
 from mcp_app.tools.documents import MAX_UPLOAD_BYTES
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.app.conftest import READ_ONLY, RunningApp, new_tenant, person
 
 BAD_TENANT_IDS = [

@@ -15,7 +15,7 @@ from starlette.testclient import TestClient
 
 from mcp_app.app import create_app, protected_resource_metadata
 from mcp_app.db import Database, load_migrations, migrate_schema
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.app.conftest import RunningApp, app_settings, new_tenant, person
 from tests.helpers import free_port, mcp_pa_command, start_process, stop_process, wait_for_port
 

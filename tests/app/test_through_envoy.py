@@ -18,8 +18,8 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
-from mcp_pa import contract
-from mcp_pa.certs import ensure_dev_certs
+from mcp_pa.core import contract
+from mcp_pa.up.certs import ensure_dev_certs
 from tests.app.conftest import RunningApp, Tools
 from tests.envoy.conftest import Authz, Envoy, start_authz, start_envoy
 from tests.fakes import FakeIssuer, FakeProviders

@@ -7,7 +7,7 @@ import datetime as dt
 import hashlib
 import json
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.app.conftest import ADMIN, RunningApp, new_tenant, person
 
 

@@ -9,7 +9,7 @@ from typing import Any, AsyncIterator, Iterator
 import grpc
 import pytest
 
-from mcp_pa.settings import Settings
+from mcp_pa.core.settings import Settings
 from tests.fakes import FakeGitHubUser, FakeIssuer, FakeProviders
 
 from authz_service.proto import attribute_context_pb2, base_pb2, external_auth_pb2, external_auth_pb2_grpc

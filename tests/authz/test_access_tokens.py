@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.fakes import FakeProviders
 
 from tests.authz.conftest import GOOGLE_CLIENT, AuthzClient, github_user, make_settings, serve

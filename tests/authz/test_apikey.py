@@ -13,7 +13,7 @@ from typing import AsyncIterator
 
 import pytest
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.fakes import FakeProviders
 from tests.helpers import REPO, mcp_pa_command
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.fakes import FakeProviders
 
 from tests.authz.conftest import AUTH0_AUDIENCE, RESOURCE_METADATA, STATIC_KEY, AuthzClient, issuer, make_settings, serve

@@ -8,7 +8,7 @@ from typing import Callable
 import jwt
 import pytest
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.fakes import FakeProviders, RequestTrap, SigningKey, b64url, forge
 
 from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, OIDC_AUDIENCE, AuthzClient, issuer

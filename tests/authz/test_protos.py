@@ -9,7 +9,7 @@ from envoy_data_plane.envoy.config.core import v3 as dp_core
 from envoy_data_plane.envoy.service.auth import v3 as dp_auth
 from envoy_data_plane.envoy.type import v3 as dp_type
 
-from mcp_pa.contract import Identity
+from mcp_pa.core.contract import Identity
 
 from authz_service import response
 from authz_service.errors import InsufficientScope, ProviderUnavailable

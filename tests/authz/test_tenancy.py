@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.fakes import FakeProviders
 
 from authz_service.errors import AccessDenied

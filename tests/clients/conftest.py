@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.clients.front_door import FrontDoor
 from tests.helpers import REPO, free_port, mcp_pa_command, stop_process
 

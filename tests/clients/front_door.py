@@ -24,13 +24,13 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.helpers import free_port, wait_for_port
 
 API_KEY = "mcp_sk_fake_front_door_key_0123456789abcdef"
 RESOURCE_METADATA = 'resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/mcp"'
 
-# What the real front door answers for each denial (see ARCHITECTURE.md, "Decisions").
+# What the real front door answers for each denial (see docs/architecture.md, "Decisions").
 DENIALS: dict[str, tuple[int, dict[str, str], bytes]] = {
     "deny_401": (
         401,

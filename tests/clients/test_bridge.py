@@ -13,7 +13,8 @@ from mcp.shared import inbound
 from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 
-from mcp_pa import connect, contract
+from mcp_pa import connect
+from mcp_pa.core import contract
 from mcp_pa.cli import build_parser
 from tests.clients.conftest import INITIALIZE, INITIALIZED, request, run_bridge, tool_call
 from tests.clients.front_door import API_KEY, FrontDoor

@@ -25,7 +25,8 @@ from mcp.client.auth.utils import (
 )
 from mcp.client.stdio import StdioServerParameters
 
-from mcp_pa import connect, contract
+from mcp_pa import connect
+from mcp_pa.core import contract
 from tests.clients.conftest import AUTH0_DOMAIN, Stack, request, run_bridge, tool_call
 from tests.helpers import REPO
 

@@ -11,7 +11,7 @@ import psutil
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 
 
 async def list_tool_names(mcp_url: str, api_key: str, ca: Path | None) -> set[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from mcp_pa import certs
+from mcp_pa.up import certs
 
 
 def _sans(path: Path) -> set[str]:
@@ -72,7 +72,7 @@ def test_a_server_key_that_does_not_match_is_replaced(tmp_path: Path) -> None:
 
 
 def test_cli_keeps_a_mounted_certificate_and_makes_a_readable_key_for_compose(tmp_path: Path) -> None:
-    run = [sys.executable, "-m", "mcp_pa.certs", str(tmp_path), "--keep-existing", "--readable-key"]
+    run = [sys.executable, "-m", "mcp_pa.up.certs", str(tmp_path), "--keep-existing", "--readable-key"]
     subprocess.run(run, check=True, capture_output=True)
     key = tmp_path / certs.SERVER_KEY
     assert stat.S_IMODE(key.stat().st_mode) == 0o644

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from mcp_pa.settings import ENV_PREFIX, Settings
+from mcp_pa.core.settings import ENV_PREFIX, Settings
 from tests.helpers import REPO, VENV_BIN
 
 K8S = REPO / "deploy" / "k8s"
@@ -227,7 +227,7 @@ def test_dockerfile_copies_every_package_and_the_canonical_envoy_yaml() -> None:
 
 
 def test_readme_ext_authz_snippet_for_your_own_envoy_is_a_valid_envoy_config(tmp_path: Path) -> None:
-    from mcp_pa import envoy_config
+    from mcp_pa.up import envoy_config
 
     readme = (REPO / "README.md").read_text()
     section = readme[readme.index("### The authz service alone, behind your own Envoy"):readme.index("### The authz service behind Istio")]

@@ -20,7 +20,8 @@ import httpx
 import pytest
 import yaml
 
-from mcp_pa import certs, contract, envoy_config
+from mcp_pa.core import contract
+from mcp_pa.up import certs, envoy_config
 from tests.deploy.conftest import clean_env, list_tool_names
 from tests.deploy.test_manifests import render_k8s
 from tests.helpers import VENV_BIN, free_port, scratch_dir, start_process, stop_process, wait_for_port

@@ -19,7 +19,7 @@ import httpx
 import psutil
 import pytest
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.deploy.conftest import alive, alive_processes, clean_env, list_tool_names
 from tests.helpers import REPO, free_port, mcp_pa_command, scratch_dir
 

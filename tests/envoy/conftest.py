@@ -1,7 +1,7 @@
 """Fixtures for the front-door tests: a real Envoy, the real authz service, a loopback echo upstream.
 
 Each test module starts its own Envoy on free ports with a variant derived from the canonical
-envoy/envoy.yaml by mcp_pa.envoy_config. The upstream is a small HTTP server that answers with
+envoy/envoy.yaml by mcp_pa.up.envoy_config. The upstream is a small HTTP server that answers with
 what it received, so tests can see exactly which headers and path reached the app.
 """
 
@@ -20,8 +20,8 @@ from typing import Any, Iterator, Mapping
 
 import pytest
 
-from mcp_pa import envoy_config
-from mcp_pa.certs import DevCerts, ensure_dev_certs
+from mcp_pa.up import envoy_config
+from mcp_pa.up.certs import DevCerts, ensure_dev_certs
 from tests.helpers import free_port, mcp_pa_command, start_listening, start_process, stop_process
 
 # Lets a test find its own request among those the echo upstream recorded.

@@ -1,4 +1,4 @@
-"""The canonical envoy/envoy.yaml and every variant mcp_pa.envoy_config derives from it."""
+"""The canonical envoy/envoy.yaml and every variant mcp_pa.up.envoy_config derives from it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from mcp_pa import contract, envoy_config
-from mcp_pa.certs import DevCerts
-from mcp_pa.envoy_config import EnvoyConfigError, EnvoyOptions, RateLimit
-from mcp_pa.settings import Settings
+from mcp_pa.core import contract
+from mcp_pa.up import envoy_config
+from mcp_pa.up.certs import DevCerts
+from mcp_pa.up.envoy_config import EnvoyConfigError, EnvoyOptions, RateLimit
+from mcp_pa.core.settings import Settings
 
 VARIANTS = {
     "ports-only": EnvoyOptions(https_port=18443, http_port=18080, admin_port=19901, authz_port=19001, app_port=18000),
@@ -212,7 +213,7 @@ def test_behind_tls_proxy_serves_the_https_chain_in_plain_http_on_the_http_port(
 def test_command_line_renders_a_valid_variant_from_settings(tmp_path: Path, dev_certs: DevCerts) -> None:
     output = tmp_path / "out" / "envoy.yaml"
     result = subprocess.run(
-        [sys.executable, "-m", "mcp_pa.envoy_config", "--output", str(output), "--https-port", "18443",
+        [sys.executable, "-m", "mcp_pa.up.envoy_config", "--output", str(output), "--https-port", "18443",
          "--cert-dir", str(dev_certs.server_cert.parent), "--validate"],
         env={**os.environ, "MCP_HTTP_PUBLIC_URL": "https://mcp.example.com", "MCP_HTTP_ALLOWED_ORIGINS": "https://a.example"},
         capture_output=True, text=True, timeout=120,

@@ -13,8 +13,8 @@ from typing import Iterator
 import grpc
 import pytest
 
-from mcp_pa import contract
-from mcp_pa.certs import DevCerts
+from mcp_pa.core import contract
+from mcp_pa.up.certs import DevCerts
 from tests.envoy.conftest import TEST_ID_HEADER, EchoUpstream, Envoy, assert_security_headers, new_test_id, start_envoy
 from tests.helpers import free_port
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from authz_service.providers.apikey import key_hash
-from mcp_pa import contract
-from mcp_pa.certs import DevCerts
-from mcp_pa.envoy_config import RateLimit
+from mcp_pa.core import contract
+from mcp_pa.up.certs import DevCerts
+from mcp_pa.up.envoy_config import RateLimit
 from tests.envoy.conftest import (
     TEST_ID_HEADER,
     Authz,

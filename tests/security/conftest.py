@@ -29,9 +29,9 @@ import yaml
 from pgserver.postgres_server import PostgresServer, pg_ctl
 
 from authz_service.providers.apikey import key_hash
-from mcp_pa import contract
-from mcp_pa.certs import ensure_dev_certs
-from mcp_pa.envoy_config import RateLimit
+from mcp_pa.core import contract
+from mcp_pa.up.certs import ensure_dev_certs
+from mcp_pa.up.envoy_config import RateLimit
 from tests.envoy.conftest import Authz, Envoy, Reply, start_authz, start_envoy
 from tests.fakes import FakeIssuer, FakeProviders, RequestTrap
 from tests.helpers import free_port, mcp_pa_command, start_listening

@@ -19,9 +19,9 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from authz_service.providers.jwt import LEEWAY_SECONDS
-from mcp_pa import contract
-from mcp_pa.certs import ensure_dev_certs
-from mcp_pa.envoy_config import RateLimit
+from mcp_pa.core import contract
+from mcp_pa.up.certs import ensure_dev_certs
+from mcp_pa.up.envoy_config import RateLimit
 from tests.envoy.conftest import Envoy, Reply, assert_security_headers, start_envoy
 from tests.fakes import SigningKey, b64url, forge
 from tests.security.conftest import (

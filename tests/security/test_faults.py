@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 
 from authz_service.providers.apikey import key_hash
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.envoy.conftest import Reply
 from tests.fakes import FakeGitHubUser
 from tests.security.conftest import (

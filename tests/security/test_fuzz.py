@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authz_service.proto import external_auth_pb2_grpc
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.authz.conftest import Decision, check_request, decode
 from tests.fakes import b64url
 from tests.security.conftest import GOOGLE_CLIENT, GOOGLE_ISSUER, KEYS, OIDC_AUDIENCE, Stack, api_key, mcp_headers, tool_call

@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import time
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.security.conftest import KEYS, Stack, api_key, bearer, mcp_headers, tool_call
 
 LOG_FLUSH_SECONDS = 1.5  # Envoy flushes its access log once a second

@@ -21,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 
-from mcp_pa import contract
+from mcp_pa.core import contract
 from tests.security.conftest import GOOGLE_CLIENT, Stack, api_key, bearer, mcp_headers, open_fds, process_rss_kib, tool_call
 
 SOAK_SECONDS = 60.0

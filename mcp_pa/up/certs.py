@@ -4,7 +4,7 @@
 made once and reused while they are valid, so clients that trust the CA keep trusting it
 across restarts. Never use these certificates in production.
 
-Run alone: `python -m mcp_pa.certs DIR [--host NAME ...]`.
+Run alone: `python -m mcp_pa.up.certs DIR [--host NAME ...]`.
 """
 
 from __future__ import annotations
@@ -194,8 +194,8 @@ def ensure_dev_certs(directory: Path, hosts: Sequence[str] = DEFAULT_HOSTS, key_
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m mcp_pa.certs DIR`: the compose one-shot service and anyone wanting dev certs."""
-    parser = argparse.ArgumentParser(prog="python -m mcp_pa.certs", description=__doc__.splitlines()[0])
+    """`python -m mcp_pa.up.certs DIR`: the compose one-shot service and anyone wanting dev certs."""
+    parser = argparse.ArgumentParser(prog="python -m mcp_pa.up.certs", description=__doc__.splitlines()[0])
     parser.add_argument("directory", type=Path)
     parser.add_argument("--host", action="append", dest="hosts", help="DNS name or IP (repeatable)")
     parser.add_argument(

@@ -1,4 +1,4 @@
-"""The contract between Envoy, the authz service and the MCP app (see ARCHITECTURE.md).
+"""The contract between Envoy, the authz service and the MCP app (see docs/architecture.md).
 
 Header names, the tenant-id rule, permissions, public paths and the tool → permission table
 live here once; every other module imports them.
@@ -55,6 +55,10 @@ MCP_PATH = "/mcp"
 PRM_PATH = "/.well-known/oauth-protected-resource"
 PRM_MCP_PATH = f"{PRM_PATH}{MCP_PATH}"
 HEALTHZ_PATH = "/healthz"
+# The app's probe and metrics routes: reached on the pod address by the kubelet and Prometheus,
+# never through Envoy (which answers 404 for /metrics).
+READYZ_PATH = "/readyz"
+METRICS_PATH = "/metrics"
 PUBLIC_PATHS = (PRM_PATH, PRM_MCP_PATH, HEALTHZ_PATH)
 
 # Default ports (every one is configurable).

@@ -10,7 +10,7 @@ changes exactly those fields and returns the result, so there is never a second 
     proc = subprocess.Popen(envoy_command(path))
     wait_until_ready(options.admin_port, proc=proc)
 
-Run alone: `python -m mcp_pa.envoy_config --output FILE [--https-port N ...] [--validate]`
+Run alone: `python -m mcp_pa.up.envoy_config --output FILE [--https-port N ...] [--validate]`
 renders a variant from the settings (MCP_HTTP_PUBLIC_URL, MCP_HTTP_ALLOWED_ORIGINS).
 """
 
@@ -30,7 +30,7 @@ from typing import Any, Sequence
 
 import yaml
 
-from mcp_pa.certs import SERVER_CERT, SERVER_KEY
+from mcp_pa.up.certs import SERVER_CERT, SERVER_KEY
 
 CANONICAL_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
 
@@ -256,7 +256,7 @@ class _PlainDumper(yaml.SafeDumper):
 
 
 def dump(config: Config) -> str:
-    header = f"# Generated from {CANONICAL_PATH.name} by mcp_pa.envoy_config; edit the canonical file instead.\n"
+    header = f"# Generated from {CANONICAL_PATH.name} by mcp_pa.up.envoy_config; edit the canonical file instead.\n"
     return header + yaml.dump(config, Dumper=_PlainDumper, sort_keys=False, width=120)
 
 
@@ -268,7 +268,7 @@ def write_config(path: Path, options: EnvoyOptions, base: Config | None = None) 
 
 
 def options_from_settings(settings: Any, **overrides: Any) -> EnvoyOptions:
-    """Options for the public URL and browser origins of `settings` (mcp_pa.settings.Settings)."""
+    """Options for the public URL and browser origins of `settings` (mcp_pa.core.settings.Settings)."""
     fields: dict[str, Any] = {"public_url": settings.public_url, "allowed_origins": tuple(settings.allowed_origins)}
     fields.update(overrides)
     return EnvoyOptions(**fields)
@@ -346,9 +346,9 @@ def unauthenticated_paths(config: Config) -> set[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Render a variant from the settings and flags to --output (and optionally validate it)."""
-    from mcp_pa.settings import get_settings
+    from mcp_pa.core.settings import get_settings
 
-    parser = argparse.ArgumentParser(prog="python -m mcp_pa.envoy_config", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m mcp_pa.up.envoy_config", description=__doc__.splitlines()[0])
     parser.add_argument("--output", type=Path, required=True)
     parser.add_argument("--https-port", type=int, default=None)
     parser.add_argument("--http-port", type=int, default=None)

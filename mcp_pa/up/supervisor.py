@@ -24,9 +24,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Callable, TextIO
 
-from mcp_pa import contract
-from mcp_pa.certs import DevCerts, ensure_dev_certs
-from mcp_pa.settings import ENV_PREFIX, Settings, get_settings
+from mcp_pa.core import contract
+from mcp_pa.health import grpc_serving, http_ok
+from mcp_pa.up.certs import DevCerts, ensure_dev_certs
+from mcp_pa.core.settings import ENV_PREFIX, Settings, get_settings
 
 if TYPE_CHECKING:
     import pgserver
@@ -203,41 +204,6 @@ def check_ports(uses: list[PortUse]) -> None:
                     f"port {use.port} ({use.host}) is already in use ({exc.strerror}): stop whatever "
                     f"listens there (another `mcp-pa up`?) or choose another port with {use.flag}"
                 ) from exc
-
-
-# --- readiness probes --------------------------------------------------------------------------
-
-
-def grpc_serving(port: int) -> Callable[[], bool]:
-    """Ready when the gRPC health service answers SERVING."""
-
-    def probe() -> bool:
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        try:
-            with grpc.insecure_channel(f"{LOOPBACK}:{port}", options=[("grpc.enable_http_proxy", 0)]) as channel:
-                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
-        except grpc.RpcError:
-            return False
-
-    return probe
-
-
-def http_ok(url: str) -> Callable[[], bool]:
-    """Ready when GET `url` (plain HTTP on loopback) answers 200."""
-
-    def probe() -> bool:
-        import httpx
-
-        try:
-            # trust_env off: a proxy from the environment must not sit between us and loopback.
-            return httpx.get(url, timeout=2.0, trust_env=False).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    return probe
 
 
 # --- the dev API key ---------------------------------------------------------------------------
@@ -455,13 +421,11 @@ def _children(
         [*python, "authz", "--listen", f"{LOOPBACK}:{plan.authz_port}", "--metrics-port", str(plan.metrics_port)],
         logs / "authz.log", grpc_serving(plan.authz_port), env,
     )
-    from mcp_app.identity import READYZ_PATH
-
     # /readyz answers 200 only once the app reaches PostgreSQL (it starts, not ready, without it).
     app = Child(
         "app",
         [*python, "app", "--listen", f"{LOOPBACK}:{plan.app_port}"],
-        logs / "app.log", http_ok(f"http://{LOOPBACK}:{plan.app_port}{READYZ_PATH}"), env,
+        logs / "app.log", http_ok(f"http://{LOOPBACK}:{plan.app_port}{contract.READYZ_PATH}"), env,
     )
     envoy = _envoy_child(plan, logs, certs, settings)
     where = (
@@ -477,7 +441,7 @@ def _children(
 
 
 def _envoy_child(plan: Plan, logs: Path, certs: DevCerts | None, settings: Settings) -> Child:
-    from mcp_pa import envoy_config
+    from mcp_pa.up import envoy_config
 
     # Admin on an ephemeral loopback port, reported through a file: one port fewer to configure
     # and no clash between stacks running side by side.

@@ -6,7 +6,6 @@ refuses unsafe combinations with a message that names the variable to fix.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import urllib.parse
 from functools import lru_cache
@@ -15,6 +14,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mcp_pa.core.net import is_loopback_url
 
 ENV_PREFIX = "MCP_HTTP_"
 
@@ -35,16 +36,6 @@ def _csv(value: object) -> object:
 
 
 CSV = Annotated[list[str], NoDecode]
-
-
-def is_loopback_url(url: str) -> bool:
-    host = urllib.parse.urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class Settings(BaseSettings):

@@ -1,0 +1,1 @@
+"""`mcp-pa up`: the whole stack on one machine (supervisor, dev certificates, Envoy configs)."""
