@@ -11,9 +11,8 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
-from mcp_pa.core.contract import API_KEY_PREFIX, HEADER_API_KEY, HEADER_AUTHORIZATION
-
 from authz_service.errors import InvalidRequest, InvalidToken, MissingCredential
+from mcp_pa.core.contract import API_KEY_PREFIX, HEADER_API_KEY, HEADER_AUTHORIZATION
 
 MAX_TOKEN_BYTES = 8192  # larger tokens are refused before any parsing (RFC 8725 hygiene)
 # Same characters as str.isspace; one C-level scan instead of a Python loop over a ~1 KB JWT.

@@ -16,10 +16,6 @@ from typing import Mapping
 
 import httpx
 
-from mcp_pa.core.contract import HEADER_MCP_METHOD, HEADER_MCP_NAME
-from mcp_pa.core.logs import fingerprint
-from mcp_pa.core.settings import Settings
-
 from authz_service import credentials, metrics, policy, response
 from authz_service.cache import IdentityCache
 from authz_service.config_files import WatchedFile
@@ -29,6 +25,9 @@ from authz_service.providers import ProviderRegistry
 from authz_service.providers.apikey import PROVIDER as APIKEY_PROVIDER
 from authz_service.providers.apikey import ApiKeyProvider, KeyStore
 from authz_service.tenancy import TenantsConfig, resolve_tenant, watch_tenants
+from mcp_pa.core.contract import HEADER_MCP_METHOD, HEADER_MCP_NAME
+from mcp_pa.core.logs import fingerprint
+from mcp_pa.core.settings import Settings
 
 log = logging.getLogger("authz.check")
 

@@ -9,11 +9,10 @@ The edge check uses `mcp_pa.core.contract.required_permission`, the table the ap
 
 from __future__ import annotations
 
-from mcp_pa.core.contract import PERMISSION_ADMIN, Identity, required_permission
-
 from authz_service.errors import InsufficientScope
 from authz_service.providers import Principal
 from authz_service.tenancy import TenantsConfig
+from mcp_pa.core.contract import PERMISSION_ADMIN, Identity, required_permission
 
 
 def permissions_for(principal: Principal, tenant_id: str, config: TenantsConfig) -> frozenset[str]:

@@ -15,10 +15,9 @@ import re
 from google.protobuf.wrappers_pb2 import BoolValue
 from google.rpc import code_pb2, status_pb2
 
-from mcp_pa.core.contract import CREDENTIAL_HEADERS, IDENTITY_HEADERS, PRM_MCP_PATH, Identity, scope_for
-
 from authz_service.errors import Denied, InsufficientScope, MissingCredential, ProviderUnavailable
 from authz_service.proto import base_pb2, external_auth_pb2, http_status_pb2
+from mcp_pa.core.contract import CREDENTIAL_HEADERS, IDENTITY_HEADERS, PRM_MCP_PATH, Identity, scope_for
 
 _OVERWRITE = base_pb2.HeaderValueOption.OVERWRITE_IF_EXISTS_OR_ADD
 _GRPC_CODE = {400: code_pb2.INVALID_ARGUMENT, 401: code_pb2.UNAUTHENTICATED, 403: code_pb2.PERMISSION_DENIED, 503: code_pb2.UNAVAILABLE}

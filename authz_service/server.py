@@ -20,13 +20,12 @@ import grpc
 import httpx
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from mcp_pa.core import logs
-from mcp_pa.core.net import parse_listen
-from mcp_pa.core.settings import Settings, get_settings
-
 from authz_service.pipeline import Pipeline, build_pipeline
 from authz_service.proto import external_auth_pb2
 from authz_service.providers.http import make_client
+from mcp_pa.core import logs
+from mcp_pa.core.net import parse_listen
+from mcp_pa.core.settings import Settings, get_settings
 
 log = logging.getLogger("authz.server")
 

@@ -37,11 +37,10 @@ from typing import Any
 
 import yaml
 
-from mcp_pa.core.contract import DEFAULT_USER_PERMISSIONS, is_valid_tenant_id
-
 from authz_service.config_files import WatchedFile, bool_value, permissions_value
 from authz_service.errors import AccessDenied
 from authz_service.providers import Principal
+from mcp_pa.core.contract import DEFAULT_USER_PERMISSIONS, is_valid_tenant_id
 
 MAX_TENANT_ID = 48
 HASHED_SEPARATOR = "___"

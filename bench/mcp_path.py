@@ -14,14 +14,13 @@ from typing import Any
 import asyncpg
 import httpx
 
-from mcp_pa.core import contract
-from mcp_pa.core.settings import ENV_PREFIX
-
 from bench import envoy_variants
 from bench.context import Bench, Row
 from bench.load import BenchError, H2Load
 from bench.stack import Authz, Stack, ports, rss_mb, sampling_rss
 from bench.traffic import api_key
+from mcp_pa.core import contract
+from mcp_pa.core.settings import ENV_PREFIX
 
 CLIENTS, STREAMS = 4, 4
 PROTOCOL_VERSION = "2025-06-18"

@@ -15,13 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.fakes.providers import FakeProviders
-
 from bench.__main__ import RESULTS, new_bench
 from bench.direct import CLIENTS, STREAMS
 from bench.load import GRPC_CONTENT_HEADERS, BenchError, H2Load, grpc_frame, require_tools
 from bench.stack import Stack, ports
 from bench.traffic import CHECK_METHOD, api_key, bearer, check_request, require_allowed
+from tests.fakes.providers import FakeProviders
 
 TOP = 25
 

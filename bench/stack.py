@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+from bench.load import BenchError
 from mcp_pa.up import envoy_config
 from tests.helpers import free_port, mcp_pa_command, start_process, stop_process, wait_for_port
-
-from bench.load import BenchError
 
 START_TIMEOUT = 90.0  # two busy cores may be starting several Python processes at once
 
@@ -101,10 +100,9 @@ class Stack(contextlib.ExitStack):
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 raise self.fail("app", f"exited with {proc.returncode}")
-            with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-                    if response.status == 200:
-                        return proc
+            with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                if response.status == 200:
+                    return proc
             time.sleep(0.1)
         raise self.fail("app", "not ready")
 

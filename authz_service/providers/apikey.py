@@ -34,12 +34,11 @@ from typing import Any, Callable
 
 import yaml
 
-from mcp_pa.core.contract import API_KEY_PREFIX, PERMISSIONS, is_valid_tenant_id, parse_permissions
-from mcp_pa.core.logs import fingerprint
-
 from authz_service.config_files import WatchedFile, bool_value, permissions_value
 from authz_service.errors import InvalidToken
 from authz_service.providers import Principal
+from mcp_pa.core.contract import API_KEY_PREFIX, PERMISSIONS, is_valid_tenant_id, parse_permissions
+from mcp_pa.core.logs import fingerprint
 
 PROVIDER = "apikey"
 DEFAULT_KEY_ID = "default"

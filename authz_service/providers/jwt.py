@@ -21,10 +21,9 @@ from typing import Any, Literal
 
 import jwt
 
-from mcp_pa.core.contract import PERMISSIONS, SCOPE_PREFIX
-
 from authz_service.errors import InvalidToken
 from authz_service.providers.jwks import ASYMMETRIC_ALGORITHMS, JWKS
+from mcp_pa.core.contract import PERMISSIONS, SCOPE_PREFIX
 
 LEEWAY_SECONDS = 60
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]*$")

@@ -11,14 +11,13 @@ import asyncio
 
 import httpx
 
-from mcp_pa.core.settings import OIDCProvider as OIDCSettings
-from mcp_pa.core.net import is_loopback_url
-
 from authz_service.errors import ProviderUnavailable
 from authz_service.providers import Principal, http
 from authz_service.providers.auth0 import principal_from_access_token
 from authz_service.providers.jwks import JWKS
 from authz_service.providers.jwt import JWTVerifier
+from mcp_pa.core.net import is_loopback_url
+from mcp_pa.core.settings import OIDCProvider as OIDCSettings
 
 
 class Discovery:

@@ -25,9 +25,9 @@ from types import FrameType
 from typing import TYPE_CHECKING, Callable, TextIO
 
 from mcp_pa.core import contract
+from mcp_pa.core.settings import ENV_PREFIX, Settings, get_settings
 from mcp_pa.health import grpc_serving, http_ok
 from mcp_pa.up.certs import DevCerts, ensure_dev_certs
-from mcp_pa.core.settings import ENV_PREFIX, Settings, get_settings
 
 if TYPE_CHECKING:
     import pgserver

@@ -9,11 +9,10 @@ from typing import Any, AsyncIterator, Iterator
 import grpc
 import pytest
 
-from mcp_pa.core.settings import Settings
-from tests.fakes import FakeGitHubUser, FakeIssuer, FakeProviders
-
 from authz_service.proto import attribute_context_pb2, base_pb2, external_auth_pb2, external_auth_pb2_grpc
 from authz_service.server import Running, start
+from mcp_pa.core.settings import Settings
+from tests.fakes import FakeGitHubUser, FakeIssuer, FakeProviders
 
 GOOGLE_CLIENT = "google-client-1.apps.googleusercontent.com"
 AUTH0_AUDIENCE = "https://mcp.example.com/mcp"

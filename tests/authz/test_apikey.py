@@ -13,13 +13,11 @@ from typing import AsyncIterator
 
 import pytest
 
+from authz_service.providers.apikey import parse_expires, parse_keys
 from mcp_pa.core import contract
+from tests.authz.conftest import STATIC_KEY, AuthzClient, make_settings, serve
 from tests.fakes import FakeProviders
 from tests.helpers import REPO, mcp_pa_command
-
-from authz_service.providers.apikey import parse_expires, parse_keys
-
-from tests.authz.conftest import STATIC_KEY, AuthzClient, make_settings, serve
 
 KEY_READER = "mcp_sk_reader-key-0123456789abcdefghijklmnopqrstuv"
 KEY_DISABLED = "mcp_sk_disabled-key-0123456789abcdefghijklmnopqrst"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from tests.fakes import FakeProviders
-
 from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, AuthzClient, issuer, make_settings, serve
+from tests.fakes import FakeProviders
 
 
 async def test_repeated_token_makes_no_second_provider_call(fake: FakeProviders, authz: AuthzClient) -> None:
@@ -145,9 +144,8 @@ def test_jwks_lifetime_follows_cache_control_within_bounds() -> None:
 
 
 def test_jwks_keeps_only_asymmetric_signing_keys_with_their_algorithms() -> None:
-    from tests.fakes import SigningKey
-
     from authz_service.providers.jwks import parse_jwks
+    from tests.fakes import SigningKey
 
     rsa, ec = SigningKey("RS256"), SigningKey("ES256")
     keys = parse_jwks({"keys": [

@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 
 from mcp_pa.core import contract
-from tests.fakes import FakeProviders
-
 from tests.authz.conftest import AUTH0_AUDIENCE, RESOURCE_METADATA, STATIC_KEY, AuthzClient, issuer, make_settings, serve
+from tests.fakes import FakeProviders
 
 
 async def test_valid_api_key_is_allowed_with_identity_headers_and_credential_removed(authz: AuthzClient) -> None:

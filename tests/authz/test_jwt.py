@@ -9,10 +9,8 @@ import jwt
 import pytest
 
 from mcp_pa.core import contract
-from tests.fakes import FakeProviders, RequestTrap, SigningKey, b64url, forge
-
 from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, OIDC_AUDIENCE, AuthzClient, issuer
-
+from tests.fakes import FakeProviders, RequestTrap, SigningKey, b64url, forge
 
 # ---- happy paths ---------------------------------------------------------------------------
 

@@ -9,11 +9,10 @@ from envoy_data_plane.envoy.config.core import v3 as dp_core
 from envoy_data_plane.envoy.service.auth import v3 as dp_auth
 from envoy_data_plane.envoy.type import v3 as dp_type
 
-from mcp_pa.core.contract import Identity
-
 from authz_service import response
 from authz_service.errors import InsufficientScope, ProviderUnavailable
 from authz_service.proto import build, external_auth_pb2
+from mcp_pa.core.contract import Identity
 
 
 def test_committed_generated_code_matches_the_proto_sources(tmp_path: Path) -> None:

@@ -13,11 +13,9 @@ import httpx
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from tests.helpers import free_port, mcp_pa_command, stop_process, wait_for_port
-
 from authz_service.proto import external_auth_pb2_grpc
-
 from tests.authz.conftest import STATIC_KEY, Decision, check_request, decode
+from tests.helpers import free_port, mcp_pa_command, stop_process, wait_for_port
 
 BAD_TOKEN = "mcp_sk_this-secret-must-never-be-logged"
 

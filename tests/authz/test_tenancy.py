@@ -8,15 +8,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp_pa.core import contract
-from tests.fakes import FakeProviders
-
 from authz_service.errors import AccessDenied
 from authz_service.policy import permissions_for
 from authz_service.providers import Principal
-from authz_service.tenancy import derive_domain_tenant, parse_tenants, personal_tenant, resolve_tenant, TenantsConfig
-
+from authz_service.tenancy import TenantsConfig, derive_domain_tenant, parse_tenants, personal_tenant, resolve_tenant
+from mcp_pa.core import contract
 from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, issuer, make_settings, serve
+from tests.fakes import FakeProviders
 
 
 def person(email: str | None, verified: bool = True, subject: str = "s1", provider: str = "google") -> Principal:

@@ -14,8 +14,8 @@ from mcp_types import CLIENT_CAPABILITIES_META_KEY, PROTOCOL_VERSION_META_KEY
 from mcp_types.version import LATEST_MODERN_VERSION, MODERN_PROTOCOL_VERSIONS
 
 from mcp_pa import connect
-from mcp_pa.core import contract
 from mcp_pa.cli import build_parser
+from mcp_pa.core import contract
 from tests.clients.conftest import INITIALIZE, INITIALIZED, request, run_bridge, tool_call
 from tests.clients.front_door import API_KEY, FrontDoor
 from tests.helpers import free_port
@@ -199,7 +199,7 @@ def test_the_bridge_speaks_the_installed_sdks_wire_names() -> None:
     assert (contract.HEADER_MCP_METHOD, contract.HEADER_MCP_NAME) == (inbound.MCP_METHOD_HEADER, inbound.MCP_NAME_HEADER)
     assert connect.PROTOCOL_VERSION_META_KEY == PROTOCOL_VERSION_META_KEY
     assert connect.MODERN_PROTOCOL_VERSIONS == MODERN_PROTOCOL_VERSIONS
-    assert connect.NAME_BEARING_METHODS == dict(inbound.NAME_BEARING_METHODS)
+    assert dict(inbound.NAME_BEARING_METHODS) == connect.NAME_BEARING_METHODS
     codes = ("PARSE_ERROR", "INVALID_REQUEST", "INTERNAL_ERROR", "CONNECTION_CLOSED")
     assert [getattr(connect, c) for c in codes] == [getattr(mcp_types, c) for c in codes]
     sdk_codes = {v for k, v in vars(mcp_types).items() if k.isupper() and isinstance(v, int)}

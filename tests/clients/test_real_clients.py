@@ -30,7 +30,6 @@ from mcp_pa.core import contract
 from tests.clients.conftest import AUTH0_DOMAIN, Stack, request, run_bridge, tool_call
 from tests.helpers import REPO
 
-
 DOCS = REPO / "docs" / "clients.md"
 DOC_URL = "https://mcp.example.com/mcp"
 

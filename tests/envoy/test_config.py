@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from mcp_pa.core import contract
+from mcp_pa.core.settings import Settings
 from mcp_pa.up import envoy_config
 from mcp_pa.up.certs import DevCerts
 from mcp_pa.up.envoy_config import EnvoyConfigError, EnvoyOptions, RateLimit
-from mcp_pa.core.settings import Settings
 
 VARIANTS = {
     "ports-only": EnvoyOptions(https_port=18443, http_port=18080, admin_port=19901, authz_port=19001, app_port=18000),

@@ -91,9 +91,8 @@ def test_tls_below_1_2_is_refused(envoy: Envoy) -> None:
     context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer TLS 1.1 at all
     context.minimum_version = ssl.TLSVersion.TLSv1
     context.maximum_version = ssl.TLSVersion.TLSv1_1
-    with socket.create_connection(("127.0.0.1", envoy.https_port), timeout=10) as raw:
-        with pytest.raises(ssl.SSLError) as refused:
-            context.wrap_socket(raw, server_hostname="localhost")
+    with socket.create_connection(("127.0.0.1", envoy.https_port), timeout=10) as raw, pytest.raises(ssl.SSLError) as refused:
+        context.wrap_socket(raw, server_hostname="localhost")
     # The refusal must come from the server's alert, not from a client unable to offer TLS 1.1.
     assert "NO_PROTOCOLS_AVAILABLE" not in str(refused.value).upper()
 

@@ -26,6 +26,7 @@ from authz_service.providers.apikey import key_hash
 from mcp_pa.core import contract
 from tests.envoy.conftest import Reply
 from tests.fakes import FakeGitHubUser
+from tests.helpers import free_port, mcp_pa_command
 from tests.security.conftest import (
     GITHUB_APP,
     GOOGLE_CLIENT,
@@ -39,7 +40,6 @@ from tests.security.conftest import (
     mcp_headers,
     tool_call,
 )
-from tests.helpers import free_port, mcp_pa_command
 
 WHOAMI = json.dumps(tool_call("whoami")).encode()
 ROTATIONS = 2

@@ -25,6 +25,7 @@ from tests.authz.conftest import Decision, check_request, decode
 from tests.fakes import b64url
 from tests.security.conftest import GOOGLE_CLIENT, GOOGLE_ISSUER, KEYS, OIDC_AUDIENCE, Stack, api_key, mcp_headers, tool_call
 
+
 def fuzz(examples: int) -> settings:
     """Bounded and repeatable: the same examples on every run, no deadline on a busy machine."""
     return settings(max_examples=examples, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True)
