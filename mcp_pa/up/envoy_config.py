@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.resources
 import subprocess
 import sys
 import time
@@ -32,7 +33,9 @@ import yaml
 
 from mcp_pa.up.certs import SERVER_CERT, SERVER_KEY
 
-CANONICAL_PATH = Path(__file__).resolve().parent.parent / "envoy" / "envoy.yaml"
+# Package data, so an installed wheel finds it; in the checkout mcp_pa/up/envoy.yaml is a committed
+# symlink to envoy/envoy.yaml, the one canonical file (compose mounts it, deploy/k8s copies it).
+CANONICAL_PATH = Path(str(importlib.resources.files("mcp_pa.up").joinpath("envoy.yaml")))
 
 # Names in the canonical file that the derivation looks up (listeners, clusters, filters).
 HTTPS_LISTENER = "https"
