@@ -14,30 +14,22 @@ import os
 import secrets
 import shlex
 import signal
-import socket
-import subprocess
 import sys
 import time
-import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Callable, TextIO
+from typing import TextIO
 
 from mcp_pa.core import contract
 from mcp_pa.core.settings import ENV_PREFIX, Settings, get_settings
 from mcp_pa.health import grpc_serving, http_ok
+from mcp_pa.up import envoy_config
 from mcp_pa.up.certs import DevCerts, ensure_dev_certs
+from mcp_pa.up.stack import LOOPBACK, EmbeddedPostgres, Ports, PortUse, Service, StackError, busy_ports, envoy_ready, mcp_pa_command
 
-if TYPE_CHECKING:
-    import pgserver
-
-READY_TIMEOUT = 90.0  # generous: two busy cores may start three Python/C++ processes at once
-STOP_TIMEOUT = 10.0
-LOG_TAIL_LINES = 20
 API_KEY_FILE = "api-key"
-PROBE_INTERVAL = 0.1
-LOOPBACK = "127.0.0.1"
+WATCH_INTERVAL = 0.2
 INSPECTOR = "@modelcontextprotocol/inspector@0.21.1"  # the version docs/clients.md and its tests use
 
 
@@ -45,67 +37,12 @@ class UpError(Exception):
     """A problem the user can fix; shown as one message without a traceback."""
 
 
-@dataclass
-class Child:
-    """One supervised process: how to start it and how to tell that it is ready."""
-
-    name: str
-    argv: list[str]
-    log: Path
-    ready: Callable[[], bool]
-    env: dict[str, str] = field(default_factory=dict)
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "wb") as out:
-            # A new session per child: Ctrl-C in the terminal reaches only `up`, which then stops
-            # the children in order, and killpg reaches each child's own helpers too.
-            self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent,
-            )
-
-    def exited(self) -> bool:
-        return self.proc is not None and self.proc.poll() is not None
-
-    def exit_reason(self) -> str:
-        assert self.proc is not None and self.proc.returncode is not None
-        code = self.proc.returncode
-        if code < 0:
-            return f"was killed by {signal.Signals(-code).name}"
-        return f"exited with code {code}"
-
-    def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        try:
-            text = self.log.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        try:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        except ProcessLookupError:
-            pass
-        # Helpers left in the child's group after the leader is gone (rare) go too.
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-
 class Supervisor:
-    """Starts children in order, waits until each is ready, watches them, stops them in reverse."""
+    """Starts services in order, waits until each is ready, watches them, stops them in reverse."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
-        self.children: list[Child] = []
+        self.services: list[Service] = []
         self.stop_signal: int | None = None
 
     def say(self, text: str) -> None:
@@ -122,88 +59,37 @@ class Supervisor:
         if self.stop_signal is not None:
             raise UpError(f"stopping ({signal.Signals(self.stop_signal).name} received)")
 
-    def start(self, child: Child, what: str, timeout: float = READY_TIMEOUT) -> None:
+    def start(self, service: Service, what: str) -> None:
         self.check_stop()
-        self.say(f"  starting {child.name:<8} {what}")
-        started = time.monotonic()
-        child.start()
-        self.children.append(child)
-        deadline = started + timeout
-        while not child.ready():
-            self.check_stop()
-            if child.exited():
-                raise UpError(self.failure(child))
-            if time.monotonic() > deadline:
-                raise UpError(
-                    f"{child.name} was not ready after {timeout:.0f}s; last lines of {child.log}:\n"
-                    + _indent(child.tail())
-                )
-            time.sleep(PROBE_INTERVAL)
-        self.say(f"  ready    {child.name:<8} ({time.monotonic() - started:.1f}s)")
+        self.say(f"  starting {service.name:<8} {what}")
+        self.services.append(service.start())
+        seconds = service.wait_ready(check=self.check_stop)
+        self.say(f"  ready    {service.name:<8} ({seconds:.1f}s)")
 
-    def failure(self, child: Child) -> str:
-        return f"{child.name} {child.exit_reason()}; last lines of {child.log}:\n" + _indent(child.tail())
-
-    def watch(self) -> Child | None:
-        """Block until a child exits (returned) or a stop signal arrives (None)."""
+    def watch(self) -> Service | None:
+        """Block until a service exits (returned) or a stop signal arrives (None)."""
         while self.stop_signal is None:
-            for child in self.children:
-                if child.exited():
-                    return child
-            time.sleep(0.2)
+            for service in self.services:
+                if service.exited():
+                    return service
+            time.sleep(WATCH_INTERVAL)
         return None
 
     def stop_all(self) -> None:
-        for child in reversed(self.children):
-            if not child.exited():
-                self.say(f"  stopping {child.name}")
-            child.stop()
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: SIGTERM when `up` dies, even by SIGKILL (Linux), so nothing is orphaned."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _indent(text: str) -> str:
-    return "\n".join(f"    | {line}" for line in text.splitlines())
-
-
-# --- ports -------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class PortUse:
-    """A port `up` will listen on, the address it binds and the flag (or setting) that changes it."""
-
-    port: int
-    host: str
-    flag: str
+        for service in reversed(self.services):
+            if not service.exited():
+                self.say(f"  stopping {service.name}")
+            service.stop()
 
 
 def check_ports(uses: list[PortUse]) -> None:
-    """Fail early with a message naming the flag to change, instead of a child's bind error later."""
-    seen: dict[int, str] = {}
-    for use in uses:
-        if use.port in seen:
-            raise UpError(f"{use.flag} and {seen[use.port]} are both {use.port}: give each its own port")
-        seen[use.port] = use.flag
-        family = socket.AF_INET6 if ":" in use.host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            # SO_REUSEADDR as the servers themselves use it: a socket in TIME_WAIT from a previous
-            # run is not "in use", a listening one is.
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                sock.bind((use.host, use.port))
-            except OSError as exc:
-                raise UpError(
-                    f"port {use.port} ({use.host}) is already in use ({exc.strerror}): stop whatever "
-                    f"listens there (another `mcp-pa up`?) or choose another port with {use.flag}"
-                ) from exc
+    """Fail before starting anything, naming every busy port and its flag at once (not one per run)."""
+    problems = busy_ports(uses)
+    if problems:
+        raise UpError(
+            "\n".join(["these ports cannot be used:", *(f"  {line}" for line in problems),
+                       "stop whatever listens there (another `mcp-pa up`?) or choose other ports with the flags above"])
+        )
 
 
 # --- the dev API key ---------------------------------------------------------------------------
@@ -275,13 +161,9 @@ def client_help(mcp_url: str, api_key: str | None, ca: Path | None) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What one `up` runs: ports (every one configurable so stacks can run side by side) and mode."""
+    """What one `up` runs: the ports, the state dir and the mode."""
 
-    https_port: int
-    http_port: int
-    authz_port: int
-    app_port: int
-    metrics_port: int
+    ports: Ports
     state_dir: Path
     public_url: str
     # A platform in front terminates TLS: Envoy serves MCP in plain HTTP on all interfaces.
@@ -296,31 +178,32 @@ class Plan:
         return f"{self.public_url}{contract.MCP_PATH}"
 
     def port_uses(self) -> list[PortUse]:
-        uses = [PortUse(self.http_port, self.listen_address, "--http-port")]
-        if not self.behind_tls_proxy:
-            uses.insert(0, PortUse(self.https_port, self.listen_address, "--https-port"))
-        uses += [PortUse(self.authz_port, LOOPBACK, "--authz-port"), PortUse(self.app_port, LOOPBACK, "--app-port")]
-        if self.metrics_port:
-            uses.append(PortUse(self.metrics_port, LOOPBACK, f"{ENV_PREFIX}AUTHZ_METRICS_PORT (0 disables metrics)"))
-        return uses
+        """Every port this plan listens on (https not behind a TLS proxy, metrics not when 0)."""
+        public = {"https", "http"}
+        return [
+            PortUse(port, self.listen_address if name in public else LOOPBACK, Ports.flag(name))
+            for name, port in self.ports.items()
+            if not (name == "https" and self.behind_tls_proxy) and not (name == "authz_metrics" and port == 0)
+        ]
 
 
 def make_plan(args: argparse.Namespace, settings: Settings) -> Plan:
-    """The plan from the command line and settings (the flags win over nothing: they are the ports)."""
+    """The plan from the command line and settings (a port flag not given takes its default)."""
     behind = bool(getattr(args, "behind_tls_proxy", False))
+    metrics = getattr(args, "authz_metrics_port", None)
+    ports = Ports(
+        https=args.https_port, http=args.http_port, authz=args.authz_port, app=args.app_port,
+        authz_metrics=settings.authz_metrics_port if metrics is None else metrics,
+    )
     # Without an explicit public URL the resource URL must carry the port actually used.
     if "public_url" in settings.model_fields_set:
         public_url = settings.public_url
     elif behind:
-        public_url = f"http://localhost:{args.http_port}"
+        public_url = f"http://localhost:{ports.http}"
     else:
-        public_url = f"https://localhost:{args.https_port}"
+        public_url = f"https://localhost:{ports.https}"
     return Plan(
-        https_port=args.https_port,
-        http_port=args.http_port,
-        authz_port=args.authz_port,
-        app_port=args.app_port,
-        metrics_port=settings.authz_metrics_port,
+        ports=ports,
         state_dir=Path(args.state_dir or settings.state_dir).resolve(),
         public_url=public_url,
         behind_tls_proxy=behind,
@@ -347,7 +230,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     sup.install_signal_handlers()
     began = time.monotonic()
     sup.say(f"mcp-pa up: state in {plan.state_dir}")
-    postgres = None
+    postgres: EmbeddedPostgres | None = None
     try:
         logs = plan.state_dir / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -358,24 +241,24 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             sup.say(f"  using    PostgreSQL from {ENV_PREFIX}DATABASE_CONNECTION_STRING")
         else:
             postgres = _start_postgres(sup, plan.state_dir)
-            dsn = postgres.get_uri()
+            dsn = postgres.dsn
         env = _child_env(plan, dsn, api_key)
-        for child, what in _children(plan, logs, certs, env, settings):
-            sup.start(child, what)
+        for service, what in _services(plan, logs, certs, env, settings):
+            sup.start(service, what)
         sup.say(f"\nready in {time.monotonic() - began:.1f}s\n")
         sup.say(client_help(plan.mcp_url, api_key, certs.ca_cert if certs else None))
         failed = sup.watch()
         if failed is not None:
-            raise UpError(sup.failure(failed))
+            raise UpError(failed.failure())
         sup.say(f"\nmcp-pa up: {signal.Signals(sup.stop_signal or signal.SIGTERM).name} received, stopping")
         return 0
-    except (UpError, OSError) as exc:  # OSError: an unusable state dir, a missing binary
+    except (UpError, StackError, OSError) as exc:  # OSError: an unusable state dir, a missing binary
         print(f"mcp-pa up: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:
         sup.stop_all()
         if postgres is not None:
-            postgres.cleanup()
+            postgres.stop()
         sup.say("mcp-pa up: stopped")
 
 
@@ -392,57 +275,44 @@ def _child_env(plan: Plan, dsn: str, api_key: str | None) -> dict[str, str]:
     return env
 
 
-def _start_postgres(sup: Supervisor, state_dir: Path) -> "pgserver.PostgresServer":
-    with warnings.catch_warnings():
-        # platformdirs warns about XDG_RUNTIME_DIR on servers and containers; it is harmless here.
-        warnings.simplefilter("ignore")
-        import pgserver
-
+def _start_postgres(sup: Supervisor, state_dir: Path) -> EmbeddedPostgres:
     pgdata = state_dir / "pgdata"
     sup.say(f"  starting postgres embedded PostgreSQL in {pgdata}")
     started = time.monotonic()
-    try:
-        server = pgserver.get_server(pgdata, cleanup_mode="stop")
-    except Exception as exc:  # pgserver raises whatever initdb/pg_ctl gave it; the user needs one line
-        raise UpError(
-            f"the embedded PostgreSQL did not start ({exc}); its log is in {pgdata}/log. "
-            f"Or use your own: set {ENV_PREFIX}DATABASE_CONNECTION_STRING"
-        ) from exc
+    postgres = EmbeddedPostgres(pgdata)
     sup.say(f"  ready    postgres ({time.monotonic() - started:.1f}s)")
-    return server
+    return postgres
 
 
-def _children(
+def _services(
     plan: Plan, logs: Path, certs: DevCerts | None, env: dict[str, str], settings: Settings
-) -> list[tuple[Child, str]]:
-    python = [sys.executable, "-m", "mcp_pa"]
-    authz = Child(
+) -> list[tuple[Service, str]]:
+    ports = plan.ports
+    authz = Service(
         "authz",
-        [*python, "authz", "--listen", f"{LOOPBACK}:{plan.authz_port}", "--metrics-port", str(plan.metrics_port)],
-        logs / "authz.log", grpc_serving(plan.authz_port), env,
+        mcp_pa_command("authz", "--listen", f"{LOOPBACK}:{ports.authz}", "--metrics-port", str(ports.authz_metrics)),
+        logs / "authz.log", grpc_serving(ports.authz), env, die_with_parent=True,
     )
     # /readyz answers 200 only once the app reaches PostgreSQL (it starts, not ready, without it).
-    app = Child(
+    app = Service(
         "app",
-        [*python, "app", "--listen", f"{LOOPBACK}:{plan.app_port}"],
-        logs / "app.log", http_ok(f"http://{LOOPBACK}:{plan.app_port}{contract.READYZ_PATH}"), env,
+        mcp_pa_command("app", "--listen", f"{LOOPBACK}:{ports.app}"),
+        logs / "app.log", http_ok(f"http://{LOOPBACK}:{ports.app}{contract.READYZ_PATH}"), env, die_with_parent=True,
     )
-    envoy = _envoy_child(plan, logs, certs, settings)
+    envoy = _envoy_service(plan, logs, certs, settings)
     where = (
-        f"plain HTTP on {plan.listen_address}:{plan.http_port} (TLS by the platform in front)"
+        f"plain HTTP on {plan.listen_address}:{ports.http} (TLS by the platform in front)"
         if plan.behind_tls_proxy
-        else f"https on {plan.listen_address}:{plan.https_port}, http on :{plan.http_port}"
+        else f"https on {plan.listen_address}:{ports.https}, http on :{ports.http}"
     )
     return [
-        (authz, f"gRPC ext_authz on {LOOPBACK}:{plan.authz_port}"),
-        (app, f"MCP app on {LOOPBACK}:{plan.app_port}"),
+        (authz, f"gRPC ext_authz on {LOOPBACK}:{ports.authz}"),
+        (app, f"MCP app on {LOOPBACK}:{ports.app}"),
         (envoy, f"Envoy, {where}"),
     ]
 
 
-def _envoy_child(plan: Plan, logs: Path, certs: DevCerts | None, settings: Settings) -> Child:
-    from mcp_pa.up import envoy_config
-
+def _envoy_service(plan: Plan, logs: Path, certs: DevCerts | None, settings: Settings) -> Service:
     # Admin on an ephemeral loopback port, reported through a file: one port fewer to configure
     # and no clash between stacks running side by side.
     admin_file = plan.state_dir / "envoy-admin-address"
@@ -450,10 +320,10 @@ def _envoy_child(plan: Plan, logs: Path, certs: DevCerts | None, settings: Setti
     options = envoy_config.options_from_settings(
         settings,
         public_url=plan.public_url,
-        https_port=plan.https_port,
-        http_port=plan.http_port,
-        authz_port=plan.authz_port,
-        app_port=plan.app_port,
+        https_port=plan.ports.https,
+        http_port=plan.ports.http,
+        authz_port=plan.ports.authz,
+        app_port=plan.ports.app,
         admin_port=0,
         listen_address=plan.listen_address,
         cert_dir=certs.server_cert.parent if certs else None,
@@ -463,17 +333,5 @@ def _envoy_child(plan: Plan, logs: Path, certs: DevCerts | None, settings: Setti
     )
     config = envoy_config.write_config(plan.state_dir / "envoy.yaml", options)
     argv = [*envoy_config.envoy_command(config, log_level="info"), "--admin-address-path", str(admin_file)]
-    return Child("envoy", argv, logs / "envoy.log", envoy_ready(admin_file), {})
-
-
-def envoy_ready(admin_file: Path) -> Callable[[], bool]:
-    """Ready when the admin /ready (listeners bound, clusters initialised) answers 200."""
-
-    def probe() -> bool:
-        try:
-            address = admin_file.read_text().strip()
-        except OSError:
-            return False
-        return bool(address) and http_ok(f"http://{address}/ready")()
-
-    return probe
+    # Envoy needs nothing from the environment; an empty one keeps secrets out of its process.
+    return Service("envoy", argv, logs / "envoy.log", envoy_ready(admin_file), {}, die_with_parent=True)
