@@ -62,6 +62,9 @@ def _add_up(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--http-port", type=int, default=contract.DEFAULT_HTTP_PORT)
     p.add_argument("--authz-port", type=int, default=contract.DEFAULT_AUTHZ_PORT)
     p.add_argument("--app-port", type=int, default=contract.DEFAULT_APP_PORT)
+    p.add_argument(
+        "--authz-metrics-port", type=int, default=None, help="the authz service's Prometheus port (default MCP_HTTP_AUTHZ_METRICS_PORT; 0 disables)"
+    )
     p.add_argument("--state-dir", default=None, help="state directory (default .mcp-pa)")
     p.add_argument(
         "--behind-tls-proxy", action="store_true",
