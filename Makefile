@@ -1,30 +1,50 @@
-# The two commands of the README: `make run` and `make test`. Both create .venv and install into it.
+# The two commands of the README: `make run` and `make test`. Both create .venv and install into it,
+# each only the extras it needs (pyproject.toml): run = server,local; test = server,local,test.
+#   make run ARGS="--https-port 9443"     flags for `mcp-pa up`
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+ARGS ?=
+# One stamp per set of extras: switching from run to test installs what test adds, and back is free.
+RUN_STAMP := $(VENV)/.installed-server-local
+TEST_STAMP := $(VENV)/.installed-server-local-test
+BENCH_STAMP := $(VENV)/.installed-server-local-test-bench
 
-.PHONY: run test bench install system-tools clean
+.PHONY: run test lint bench install system-tools clean
 
-$(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
-	touch $(STAMP)
+$(RUN_STAMP): pyproject.toml
+	PYTHON=$(PYTHON) bash scripts/install.sh $(VENV) server,local
+	touch $@
 
-install: $(STAMP)
+# test ⊇ run: installing the test extras satisfies run too.
+$(TEST_STAMP): pyproject.toml
+	PYTHON=$(PYTHON) bash scripts/install.sh $(VENV) server,local,test
+	touch $@ $(RUN_STAMP)
+
+# The bench drives the stack and reuses the test fixtures' helpers.
+$(BENCH_STAMP): pyproject.toml
+	PYTHON=$(PYTHON) bash scripts/install.sh $(VENV) server,local,test,bench
+	touch $@ $(TEST_STAMP) $(RUN_STAMP)
+
+install: $(RUN_STAMP)
 
 system-tools:
 	bash scripts/system-tools.sh
 
-run: $(STAMP)
-	$(BIN)/mcp-pa up
+run: $(RUN_STAMP)
+	$(BIN)/mcp-pa up $(ARGS)
 
-test: $(STAMP) system-tools
+# The gates: ruff, mypy and the import-linter layer contracts, all configured in pyproject.toml.
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint system-tools
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP) system-tools
+bench: $(BENCH_STAMP) system-tools
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) .mcp-pa .pytest_cache
+	rm -rf $(VENV) .mcp-pa .pytest_cache .mypy_cache .import_linter_cache

@@ -33,9 +33,9 @@ def _run_app(args: argparse.Namespace) -> int:
 
 
 def _run_api_key_create(args: argparse.Namespace) -> int:
-    from authz_service.providers import apikey
+    from mcp_pa import api_key
 
-    return apikey.cli_create(args)
+    return api_key.create(args)
 
 
 def _run_db_migrate(args: argparse.Namespace) -> int:
@@ -132,12 +132,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The base install is the client side only; these modules arrive with the extras (pyproject.toml).
+_LOCAL_MODULES = frozenset({"envoy", "pgserver"})
+_PROJECT_PACKAGES = frozenset({"mcp_pa", "authz_service", "mcp_app"})
+
+
+def missing_extras_message(command: str, exc: ModuleNotFoundError) -> str | None:
+    """The one line that names the extras to install, or None when the missing module is the project's own."""
+    top = (exc.name or "").partition(".")[0]
+    if not top or top in _PROJECT_PACKAGES:
+        return None  # a bug in this project, not an install choice: let it surface
+    extras = "server,local" if command == "up" or top in _LOCAL_MODULES else "server"
+    return f"mcp-pa {command}: needs the [{extras}] extras (no module {top!r}): pip install 'mcp-pa[{extras}]'"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:  # a server command on the base install: say which extra, no traceback
+        message = missing_extras_message(args.command, exc)
+        if message is None:
+            raise
+        print(message, file=sys.stderr)
+        return 2
     except ValueError as exc:  # settings and argument errors: one clear message, no traceback
         print(f"mcp-pa: {exc}", file=sys.stderr)
         return 2
