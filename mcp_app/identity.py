@@ -2,7 +2,8 @@
 
 The app is reachable only through Envoy (it binds 127.0.0.1 by default), which strips every
 client-sent x-mcp-* header and sets them only on allow. A request without them is refused
-with 401 JSON, except on the public paths (metadata, health, metrics).
+with the decision table's `missing_identity` 401, except on the public paths (metadata, health,
+metrics).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mcp_app.db import schema_for
-from mcp_pa.core import contract
+from mcp_pa.core import contract, decisions
 
 log = logging.getLogger(__name__)
 
@@ -47,19 +48,11 @@ class IdentityMiddleware:
 
 
 async def _unauthorized(send: Send, reason: str) -> None:
-    body = json.dumps(
-        {
-            "error": "unauthorized",
-            "error_description": f"{reason}; this app is reached only through the mcp-pa front door",
-        }
-    ).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    decision = decisions.MISSING_IDENTITY
+    rendered = decisions.reply(decision, (decision.description or "{reason}").format(reason=reason))
+    body = json.dumps(rendered.body).encode()
+    headers = [(k.encode(), v.encode()) for k, v in rendered.headers.items()]
+    await send({"type": "http.response.start", "status": rendered.status, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -27,7 +27,13 @@ from typing import Any, BinaryIO, Iterator
 
 import httpx
 
-from mcp_pa.core import contract, logs
+# The JSON-RPC codes for front-door statuses come from the decision table (stdlib only: quick to import).
+from mcp_pa.core import contract, decisions, logs
+from mcp_pa.core.decisions import FORBIDDEN as FORBIDDEN
+from mcp_pa.core.decisions import INTERNAL_ERROR as INTERNAL_ERROR
+from mcp_pa.core.decisions import RATE_LIMITED as RATE_LIMITED
+from mcp_pa.core.decisions import UNAUTHORIZED as UNAUTHORIZED
+from mcp_pa.core.decisions import UNAVAILABLE as UNAVAILABLE
 from mcp_pa.core.net import is_loopback_url
 
 log = logging.getLogger("mcp_pa.connect")
@@ -44,19 +50,9 @@ MODERN_PROTOCOL_VERSIONS = ("2026-07-28",)  # the eras with a per-request `_meta
 NAME_BEARING_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}  # → Mcp-Name
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
-INTERNAL_ERROR = -32603
 CONNECTION_CLOSED = -32000
 _HEADER_SAFE = re.compile(r"^[\x20-\x7E]*$")
 _B64_SENTINEL = re.compile(r"^=\?base64\?(?P<payload>.*)\?=$")
-
-# JSON-RPC codes for statuses the front door answers itself. They sit in the implementation-
-# defined server range (-32000..-32099) away from the codes the SDK gives a meaning to
-# (-32000 closed, -32001 timeout, -32020..-32022 version negotiation), so a client's
-# era-negotiation logic treats them as ordinary failures.
-UNAUTHORIZED = -32010
-FORBIDDEN = -32011
-RATE_LIMITED = -32012
-UNAVAILABLE = -32013
 
 TOKEN_COMMAND_TIMEOUT = 60.0
 HTTP_TIMEOUT = httpx.Timeout(30.0, read=300.0)  # tool calls and SSE streams may be slow
@@ -210,44 +206,30 @@ def _deny_details(response: httpx.Response, body: bytes) -> dict[str, Any]:
     return details
 
 
+def _seconds(n: int) -> str:
+    return f"{n} second" if n == 1 else f"{n} seconds"
+
+
 def status_error(response: httpx.Response, body: bytes, credential: Credential) -> BridgeError:
-    """The JSON-RPC error for an HTTP failure status, with a message that says what to do."""
+    """The JSON-RPC error for an HTTP failure status, from its row of the decision table."""
     details = _deny_details(response, body)
     status = response.status_code
-    said = f": {details['error_description']}" if details.get("error_description") else ""
-    wait = f"{details['retry_after']} seconds" if "retry_after" in details else "a little while"
-    if status == 401:
-        return BridgeError(UNAUTHORIZED, f"Not authenticated (HTTP 401{said}). {credential.unauthorized_hint()}", details)
-    if status == 403:
-        if details.get("error") == "insufficient_scope":
-            scope = details.get("scope", "a scope")
-            return BridgeError(
-                FORBIDDEN,
-                f"Permission denied (HTTP 403): this needs {scope}, which your credential does not grant. "
-                "Ask the tenant's admin for the permission, or use a credential that has it.",
-                details,
-            )
-        return BridgeError(
-            FORBIDDEN,
-            f"Access denied (HTTP 403{said}). Your credential is valid but the server's policy refuses it; "
-            "contact the server's administrator.",
-            details,
-        )
-    if status == 429:
-        return BridgeError(RATE_LIMITED, f"Rate limited (HTTP 429{said}). Wait {wait} and try again.", details)
-    if status == 503:
-        return BridgeError(
-            UNAVAILABLE,
-            f"Server unavailable (HTTP 503{said}): the server, its authorization service or an identity provider "
-            f"is not reachable right now. Try again in {wait}.",
-            details,
-        )
     if 300 <= status < 400:
         where = response.headers.get("location", "another URL")
         return BridgeError(
             INVALID_REQUEST, f"The server redirected to {where}; use that URL with `mcp-pa connect` (HTTP {status}).", details
         )
-    return BridgeError(INTERNAL_ERROR, f"The server answered HTTP {status}{said}.", details)
+    decision = decisions.for_reply(status, details.get("error"))
+    code = decision.jsonrpc_code if decision else INTERNAL_ERROR
+    template = decision.bridge_message if decision else decisions.GENERIC_BRIDGE_MESSAGE
+    message = template.format(
+        status=status,
+        said=f": {details['error_description']}" if details.get("error_description") else "",
+        wait=_seconds(details["retry_after"]) if "retry_after" in details else "a little while",
+        scope=details.get("scope", "a scope"),
+        hint=credential.unauthorized_hint(),
+    )
+    return BridgeError(code, message, details)
 
 
 # --- framing --------------------------------------------------------------------------------

@@ -21,6 +21,8 @@ FORBIDDEN = -32011
 RATE_LIMITED = -32012
 UNAVAILABLE = -32013
 INTERNAL_ERROR = -32603  # JSON-RPC 2.0's own code: any other status
+# What the bridge says for a status no row names (and for rows without advice of their own).
+GENERIC_BRIDGE_MESSAGE = "The server answered HTTP {status}{said}."
 
 
 class Answerer(enum.StrEnum):
@@ -55,7 +57,7 @@ class Decision:
     jsonrpc_code: int = INTERNAL_ERROR
     # Placeholders: {status}, {said} (": <error_description>" or ""), {wait}, {scope}, {hint}
     # (the bridge's advice for the credential in use).
-    bridge_message: str = "The server answered HTTP {status}{said}."
+    bridge_message: str = GENERIC_BRIDGE_MESSAGE
     description: str | None = None
     # Envoy's catch-all mappers match this status or any above it (first matching mapper wins).
     or_above: bool = False
@@ -300,7 +302,9 @@ def reply(
 ) -> Reply:
     """Render a row: JSON body `{"error", "error_description"}` (+ scope), WWW-Authenticate, Retry-After."""
     body = {"error": decision.error, "error_description": description}
-    headers = {"content-type": "application/json", "cache-control": "no-store"}
+    headers = {"content-type": "application/json"}
+    if decision.answered_by is Answerer.AUTHZ:
+        headers["cache-control"] = "no-store"  # a denial depends on the credential: never reused
     metadata = f'resource_metadata="{resource_metadata}"'
     if decision.challenge is Challenge.METADATA:
         headers["www-authenticate"] = f"Bearer {metadata}"

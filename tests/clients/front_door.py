@@ -24,36 +24,28 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
-from mcp_pa.core import contract
+from mcp_pa.core import contract, decisions
 from tests.helpers import free_port, wait_for_port
 
 API_KEY = "mcp_sk_fake_front_door_key_0123456789abcdef"
-RESOURCE_METADATA = 'resource_metadata="http://127.0.0.1/.well-known/oauth-protected-resource/mcp"'
+RESOURCE_METADATA = f"http://127.0.0.1{contract.PRM_MCP_PATH}"
 
-# What the real front door answers for each denial (see docs/architecture.md, "Decisions").
+
+def _scripted(decision: decisions.Decision, description: str, **details: Any) -> tuple[int, dict[str, str], bytes]:
+    rendered = decisions.reply(decision, description, resource_metadata=RESOURCE_METADATA, **details)
+    return rendered.status, rendered.headers, json.dumps(rendered.body).encode()
+
+
+# What the real front door answers for each denial: rows of the decision table, rendered the
+# way authz_service/response.py and Envoy's local replies render them.
 DENIALS: dict[str, tuple[int, dict[str, str], bytes]] = {
-    "deny_401": (
-        401,
-        {"www-authenticate": f'Bearer {RESOURCE_METADATA}, error="invalid_token", error_description="the API key is revoked"'},
-        b'{"error":"invalid_token","error_description":"the API key is revoked"}',
-    ),
-    "deny_403_scope": (
-        403,
-        {"www-authenticate": f'Bearer error="insufficient_scope", scope="mcp:write", {RESOURCE_METADATA}'},
-        b'{"error":"insufficient_scope","error_description":"create_todo needs the write permission"}',
-    ),
-    "deny_403_policy": (
-        403,
-        {},
-        b'{"error":"access_denied","error_description":"tenant example_com is suspended"}',
-    ),
-    "deny_429": (429, {"content-type": "text/plain", "x-ratelimit-limit": "10"}, b"local_rate_limited"),
-    "deny_503": (
-        503,
-        {"retry-after": "7"},
-        b'{"error":"temporarily_unavailable","error_description":"identity provider unreachable"}',
-    ),
+    "deny_401": _scripted(decisions.INVALID_TOKEN, "the API key is revoked"),
+    "deny_403_scope": _scripted(decisions.INSUFFICIENT_SCOPE, "create_todo needs the write permission", scope="mcp:write"),
+    "deny_403_policy": _scripted(decisions.ACCESS_DENIED, "tenant example_com is suspended"),
+    "deny_429": _scripted(decisions.RATE_LIMITED_REPLY, decisions.RATE_LIMITED_REPLY.description or ""),
+    "deny_503": _scripted(decisions.PROVIDER_UNAVAILABLE, "identity provider unreachable", retry_after=7),
 }
+MISSING_CREDENTIAL = _scripted(decisions.MISSING_CREDENTIAL, "no credential: send Authorization: Bearer <token> or x-api-key")
 
 
 def build_mcp_server() -> MCPServer:
@@ -96,7 +88,7 @@ class Gate:
             if not message.get("more_body"):
                 break
         if not self._authenticated(headers):
-            await _answer(send, 401, {"www-authenticate": f"Bearer {RESOURCE_METADATA}"}, b'{"error":"unauthorized"}')
+            await _answer(send, *MISSING_CREDENTIAL)
             return
         denial = DENIALS.get(_tool_name(body) or "")
         if denial is not None:
@@ -133,7 +125,7 @@ def _tool_name(body: bytes) -> str | None:
 
 
 async def _answer(send: Send, status: int, headers: dict[str, str], body: bytes) -> None:
-    all_headers = {"content-type": "application/json", **headers, "content-length": str(len(body))}
+    all_headers = {**headers, "content-length": str(len(body))}
     await send(
         {
             "type": "http.response.start",

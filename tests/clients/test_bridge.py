@@ -18,7 +18,7 @@ from mcp_pa.cli import build_parser
 from mcp_pa.core import contract
 from tests.clients.conftest import INITIALIZE, INITIALIZED, request, run_bridge, tool_call
 from tests.clients.front_door import API_KEY, FrontDoor
-from tests.helpers import free_port
+from tests.support.processes import free_port
 
 KEY_ENV = {"PA_KEY": API_KEY}
 
@@ -63,7 +63,7 @@ def test_front_door_denials_become_jsonrpc_errors_that_say_what_to_do(front_door
     assert errors[11]["code"] == connect.FORBIDDEN
     assert "mcp:write" in errors[11]["message"] and errors[11]["data"]["error"] == "insufficient_scope"
     assert errors[12]["code"] == connect.FORBIDDEN and "suspended" in errors[12]["message"]
-    assert errors[13]["code"] == connect.RATE_LIMITED and "Wait a little while and try again" in errors[13]["message"]
+    assert errors[13]["code"] == connect.RATE_LIMITED and "Wait 1 second and try again" in errors[13]["message"]
     assert errors[14]["code"] == connect.UNAVAILABLE and "7 seconds" in errors[14]["message"]
     assert errors[14]["data"]["retry_after"] == 7
     run.assert_secret_absent(API_KEY)
