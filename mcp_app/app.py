@@ -22,9 +22,9 @@ from starlette.routing import Route
 from mcp_app.db import Database, database_dsn
 from mcp_app.identity import IdentityMiddleware
 from mcp_app.resources import register_resources
-from mcp_app.tools import register_all
 from mcp_app.tools.base import Toolbox, ToolGate
 from mcp_app.tools.documents import MAX_REQUEST_BODY_BYTES
+from mcp_app.tools.registry import register_tools
 from mcp_pa.core import contract
 from mcp_pa.core.settings import Settings
 
@@ -76,10 +76,13 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 def build_mcp_server(box: Toolbox) -> MCPServer:
-    """The one MCPServer with every tool and resource, behind the permission gate."""
+    """The one MCPServer with every tool and resource, behind the permission gate.
+
+    Raises ToolRegistryError when the tools and the contract's permission table disagree.
+    """
     server: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, middleware=[ToolGate(box)])
-    register_all(server, box)
-    register_resources(server, box)
+    register_tools(server)
+    register_resources(server)
     return server
 
 

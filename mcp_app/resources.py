@@ -12,7 +12,7 @@ from typing import Any, Awaitable, Callable
 import asyncpg
 from mcp.server.mcpserver import MCPServer
 
-from mcp_app.tools.base import Toolbox
+from mcp_app.tools.base import transaction
 from mcp_app.tools.calendar import DEFAULT_WINDOW, fetch_events
 from mcp_app.tools.documents import fetch_documents
 from mcp_app.tools.projects import fetch_projects
@@ -34,16 +34,16 @@ READERS: dict[str, tuple[str, Callable[[asyncpg.Connection], Awaitable[Any]]]] =
 }
 
 
-def register_resources(server: MCPServer, box: Toolbox) -> None:
+def register_resources(server: MCPServer) -> None:
+    """Register every reader; the server's ToolGate checks the read permission first."""
     for uri, (description, reader) in READERS.items():
-        server.resource(uri, name=uri.removeprefix("pa://"), description=description, mime_type="application/json")(
-            _resource(box, reader)
-        )
+        server.resource(uri, name=uri.removeprefix("pa://"), description=description, mime_type="application/json")(_resource(reader))
 
 
-def _resource(box: Toolbox, reader: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Callable[[], Awaitable[str]]:
+def _resource(reader: Callable[[asyncpg.Connection], Awaitable[Any]]) -> Callable[[], Awaitable[str]]:
     async def read() -> str:
-        async with box.call(audit=False) as tx:
+        # Reads are not audited (a client may poll them); tool calls are.
+        async with transaction(audit=False) as tx:
             return json.dumps(await reader(tx.conn))
 
     return read

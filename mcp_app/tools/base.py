@@ -3,21 +3,22 @@
 `ToolGate` is MCP server middleware: it runs around every `tools/call` before the arguments
 are validated, refuses a caller without the tool's permission (an MCP tool error naming the
 missing permission, plus an audit row with outcome `denied`) and audits calls that failed
-before the tool body ran. `Toolbox.call()` gives a tool its tenant transaction and writes the
-`success` audit row in that same transaction, or an `error` row in a fresh one.
+before the tool body ran. `transaction()` (the gate's `Toolbox.call()`) gives a tool body its
+tenant transaction and writes the `success` audit row in that same transaction, or an `error`
+row in a fresh one. Tools are plain functions, so the gate hands them the call through a
+context variable rather than an argument the MCP schema would show.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import logging
 import time
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Annotated, Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Mapping
 
 import asyncpg
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -26,7 +27,6 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
 from mcp_types import INVALID_REQUEST
 from prometheus_client import Counter, Histogram
-from pydantic import Field
 
 from mcp_app.db import Database
 from mcp_app.identity import identity_of
@@ -46,11 +46,6 @@ _AUDIT_TARGET_MAX = 100
 _AUDIT_REQUEST_ID_MAX = 200
 _AUDIT_DETAIL_MAX = 300
 
-# Input types shared by the tool domains.
-RowId = Annotated[uuid.UUID, Field(description="The id returned when the item was created (a UUID)")]
-Limit = Annotated[int, Field(ge=1, le=200, description="At most this many items")]
-
-
 class ToolFailure(ToolError):
     """A failure whose message is written for the caller and safe to keep in the audit log."""
 
@@ -69,6 +64,7 @@ class ToolCall:
     tool: str
     identity: contract.Identity
     request_id: str | None
+    toolbox: Toolbox
     audited: bool = False
 
 
@@ -81,6 +77,11 @@ def current_call() -> ToolCall:
     if call is None:
         raise ToolFailure("no authenticated caller for this request")
     return call
+
+
+def transaction(*, audit: bool = True) -> contextlib.AbstractAsyncContextManager[Tx]:
+    """The current call's audited tenant transaction: `async with transaction() as tx:` in a tool body."""
+    return current_call().toolbox.call(audit=audit)
 
 
 @dataclass
@@ -125,8 +126,9 @@ def _database_failure(exc: Exception) -> ToolFailure | None:
     return None
 
 
-# The database is down, restarting or dropped the connection: a retry is the caller's move. (InternalClientError is asyncpg's state error on a connection cut mid-
-# operation; tools never share a connection between operations, so it only arises that way.)
+# The database is down, restarting or dropped the connection: a retry is the caller's move.
+# (InternalClientError is asyncpg's state error on a connection cut mid-operation; tools never
+# share a connection between operations, so it only arises that way.)
 _DATABASE_UNAVAILABLE = (
     OSError,
     asyncio.TimeoutError,
@@ -196,6 +198,7 @@ class ToolGate:
             tool=name if isinstance(name, str) else ctx.method,
             identity=identity,
             request_id=_request_id(ctx.request),
+            toolbox=self.toolbox,
         )
         token = _current_call.set(call)
         try:
@@ -243,57 +246,3 @@ def _denied_message(what: str, needed: str, identity: contract.Identity) -> str:
 def _request_id(request: object) -> str | None:
     headers = getattr(request, "headers", None)
     return headers.get(contract.HEADER_REQUEST_ID) if headers is not None else None
-
-
-def out(record: Mapping[str, Any], *, exclude: tuple[str, ...] = ("owner_id",)) -> dict[str, Any]:
-    """A database row as JSON-friendly output (ids and times as strings)."""
-    result: dict[str, Any] = {}
-    for key, value in record.items():
-        if key in exclude:
-            continue
-        if isinstance(value, uuid.UUID):
-            value = str(value)
-        elif isinstance(value, (dt.datetime, dt.date)):
-            value = value.isoformat()
-        elif isinstance(value, list):
-            value = list(value)
-        result[key] = value
-    return result
-
-
-def utc(value: dt.datetime) -> dt.datetime:
-    """A datetime with a zone; naive input is taken as UTC (documented in docs/app.md)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
-
-
-# Row helpers. Table and column names come from the tool code, never from input; RLS and the
-# tenant search path decide which rows exist, so another tenant's or user's id is "not found".
-async def fetch_owned(conn: asyncpg.Connection, table: str, kind: str, item_id: uuid.UUID) -> asyncpg.Record:
-    """The caller's row; NotFound otherwise (also the guard for foreign keys, which bypass RLS)."""
-    row = await conn.fetchrow(f"SELECT * FROM {table} WHERE id = $1", item_id)
-    if row is None:
-        raise NotFound(kind, item_id)
-    return row
-
-
-async def update_by_id(
-    conn: asyncpg.Connection, table: str, item_id: uuid.UUID, changes: Mapping[str, Any], *, touch: bool = True
-) -> asyncpg.Record | None:
-    """Apply the non-None changes; None when the row does not exist for this caller."""
-    fields = {k: v for k, v in changes.items() if v is not None}
-    if not fields:
-        raise ToolFailure("nothing to update: give at least one field to change")
-    assignments = [f"{column} = ${i}" for i, column in enumerate(fields, start=2)]
-    if touch:
-        assignments.append("updated_at = now()")
-    sql = f"UPDATE {table} SET {', '.join(assignments)} WHERE id = $1 RETURNING *"
-    return await conn.fetchrow(sql, item_id, *fields.values())
-
-
-async def delete_owned(box: Toolbox, table: str, kind: str, item_id: uuid.UUID) -> dict[str, Any]:
-    """The whole body of a delete tool: one audited transaction, NotFound when nothing matched."""
-    async with box.call() as tx:
-        tx.target = str(item_id)
-        if await tx.conn.fetchval(f"DELETE FROM {table} WHERE id = $1 RETURNING true", item_id) is None:
-            raise NotFound(kind, item_id)
-        return {"deleted": str(item_id)}

@@ -11,10 +11,11 @@ import urllib.parse
 from typing import Annotated, Any
 
 import asyncpg
-from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from mcp_app.tools.base import Limit, RowId, Toolbox, ToolFailure, delete_owned, fetch_owned, out
+from mcp_app.tools.base import ToolFailure, transaction
+from mcp_app.tools.inputs import Limit, LongText, RowId, Title
+from mcp_app.tools.rows import delete_row, fetch_owned, insert_row, out
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 # The base64 text of the largest upload, so oversize input is refused before it is decoded.
@@ -49,8 +50,9 @@ class DocumentKind(enum.StrEnum):
     LINK = "link"
 
 
-Title = Annotated[str, Field(min_length=1, max_length=200)]
-Tags = Annotated[list[Annotated[str, Field(min_length=1, max_length=50)]], Field(max_length=20)]
+# A tuple, so the default `()` is immutable (the JSON schema is the same array as for a list).
+Tags = Annotated[tuple[Annotated[str, Field(min_length=1, max_length=50)], ...], Field(max_length=20)]
+SearchLimit = Annotated[int, Field(ge=1, le=50)]
 
 
 def _too_large(size: int) -> ToolFailure:
@@ -101,124 +103,123 @@ async def fetch_documents(conn: asyncpg.Connection, kind: DocumentKind | None = 
     return [out(r) for r in rows]
 
 
-def register(server: MCPServer, box: Toolbox) -> None:
-    async def insert(tx_conn: asyncpg.Connection, **values: Any) -> asyncpg.Record:
-        columns = ", ".join(values)
-        params = ", ".join(f"${i}" for i in range(1, len(values) + 1))
-        return await tx_conn.fetchrow(
-            f"INSERT INTO documents ({columns}) VALUES ({params}) RETURNING {_LIST_COLUMNS}", *values.values()
+async def create_document(title: Title, content: Annotated[str, Field(max_length=MAX_TEXT_CHARS)], tags: Tags = ()) -> dict[str, Any]:
+    """Save a text document (notes, drafts; Markdown welcome)."""
+    async with transaction() as tx:
+        body = content.replace("\x00", "")
+        values = {
+            "kind": DocumentKind.TEXT.value,
+            "title": title,
+            "content": body,
+            "content_type": "text/markdown",
+            "size_bytes": len(body.encode()),
+            "sha256": hashlib.sha256(body.encode()).hexdigest(),
+            "tags": list(tags),
+        }
+        return out(await insert_row(tx, "documents", values, returning=_LIST_COLUMNS))
+
+
+async def upload_document(
+    title: Title,
+    content_type: Annotated[str, Field(max_length=100, description="one of the allowed content types")],
+    data_base64: Annotated[str, Field(description="the file's bytes, standard base64")],
+    tags: Tags = (),
+) -> dict[str, Any]:
+    async with transaction() as tx:
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type not in ALLOWED_CONTENT_TYPES:
+            raise ToolFailure(f"content type {media_type[:100]!r} is not allowed; use one of {', '.join(ALLOWED_CONTENT_TYPES)}")
+        data = decode_upload(data_base64)
+        values = {
+            "kind": DocumentKind.UPLOAD.value,
+            "title": title,
+            "content": _searchable(data, media_type),
+            "content_type": media_type,
+            "size_bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "data": data,
+            "tags": list(tags),
+        }
+        row = await insert_row(tx, "documents", values, returning=_LIST_COLUMNS)
+        tx.detail = f"{media_type}, {len(data)} bytes"
+        return out(row)
+
+
+# The description names the limits from the constants, which a docstring literal cannot.
+upload_document.__doc__ = (
+    f"Upload a file as base64 (at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB decoded). "
+    f"Allowed content types: {', '.join(ALLOWED_CONTENT_TYPES)}."
+)
+
+
+async def create_external_document(
+    title: Title,
+    url: Annotated[str, Field(min_length=1, max_length=MAX_URL_CHARS)],
+    description: LongText = "",
+    tags: Tags = (),
+) -> dict[str, Any]:
+    """Save a link to a web page (http or https only)."""
+    async with transaction() as tx:
+        values = {
+            "kind": DocumentKind.LINK.value,
+            "title": title,
+            "content": description,
+            "content_type": "text/uri-list",
+            "url": check_link(url),
+            "tags": list(tags),
+        }
+        return out(await insert_row(tx, "documents", values, returning=_LIST_COLUMNS))
+
+
+async def list_documents(kind: DocumentKind | None = None, limit: Limit = 50) -> dict[str, Any]:
+    """Your documents, newest first (metadata only)."""
+    async with transaction() as tx:
+        return {"documents": await fetch_documents(tx.conn, kind, limit)}
+
+
+async def get_document(document_id: RowId, include_data: bool = False) -> dict[str, Any]:
+    """One document: text body, link, or (include_data) the file as base64."""
+    async with transaction() as tx:
+        tx.target = str(document_id)
+        row = await fetch_owned(tx.conn, "documents", "document", document_id)
+        result = out(row, exclude=("owner_id", "search", "data"))
+        if row["kind"] == DocumentKind.UPLOAD.value and include_data:
+            result["data_base64"] = base64.b64encode(row["data"]).decode()
+        return result
+
+
+async def search_documents(
+    query: Annotated[str, Field(min_length=1, max_length=200, description="words, \"phrases\", -excluded, or")],
+    limit: SearchLimit = 10,
+) -> dict[str, Any]:
+    """Full-text search over titles and bodies, ranked, with snippets."""
+    async with transaction() as tx:
+        tsquery = await tx.conn.fetchval("SELECT websearch_to_tsquery('english', $1)::text", query)
+        if not tsquery:
+            raise ToolFailure("the query has no searchable words (only stop words or punctuation)")
+        rows = await tx.conn.fetch(
+            "SELECT id, kind, title, url, content_type, created_at, ts_rank(search, q) AS rank, "
+            "ts_headline('english', CASE WHEN content = '' THEN title ELSE content END, q, "
+            "'MaxWords=30, MinWords=10, MaxFragments=2, StartSel=**, StopSel=**') AS snippet "
+            "FROM documents, websearch_to_tsquery('english', $1) AS q "
+            "WHERE search @@ q ORDER BY rank DESC, created_at DESC LIMIT $2",
+            query,
+            limit,
         )
+        return {"query": query, "results": [{**out(r), "rank": round(float(r["rank"]), 4)} for r in rows]}
 
-    @server.tool(name="create_document", description="Save a text document (notes, drafts; Markdown welcome).")
-    async def create_document(
-        title: Title, content: Annotated[str, Field(max_length=MAX_TEXT_CHARS)], tags: Tags = []
-    ) -> dict[str, Any]:
-        async with box.call() as tx:
-            body = content.replace("\x00", "")
-            row = await insert(
-                tx.conn,
-                kind=DocumentKind.TEXT.value,
-                title=title,
-                content=body,
-                content_type="text/markdown",
-                size_bytes=len(body.encode()),
-                sha256=hashlib.sha256(body.encode()).hexdigest(),
-                tags=tags,
-            )
-            tx.target = str(row["id"])
-            return out(row)
 
-    @server.tool(
-        name="upload_document",
-        description=(
-            f"Upload a file as base64 (at most {MAX_UPLOAD_BYTES // (1024 * 1024)} MB decoded). "
-            f"Allowed content types: {', '.join(ALLOWED_CONTENT_TYPES)}."
-        ),
-    )
-    async def upload_document(
-        title: Title,
-        content_type: Annotated[str, Field(max_length=100, description="one of the allowed content types")],
-        data_base64: Annotated[str, Field(description="the file's bytes, standard base64")],
-        tags: Tags = [],
-    ) -> dict[str, Any]:
-        async with box.call() as tx:
-            media_type = content_type.split(";", 1)[0].strip().lower()
-            if media_type not in ALLOWED_CONTENT_TYPES:
-                raise ToolFailure(
-                    f"content type {media_type[:100]!r} is not allowed; use one of {', '.join(ALLOWED_CONTENT_TYPES)}"
-                )
-            data = decode_upload(data_base64)
-            digest = hashlib.sha256(data).hexdigest()
-            row = await insert(
-                tx.conn,
-                kind=DocumentKind.UPLOAD.value,
-                title=title,
-                content=_searchable(data, media_type),
-                content_type=media_type,
-                size_bytes=len(data),
-                sha256=digest,
-                data=data,
-                tags=tags,
-            )
-            tx.target = str(row["id"])
-            tx.detail = f"{media_type}, {len(data)} bytes"
-            return out(row)
+async def delete_document(document_id: RowId) -> dict[str, Any]:
+    """Delete a document."""
+    return await delete_row("documents", "document", document_id)
 
-    @server.tool(name="create_external_document", description="Save a link to a web page (http or https only).")
-    async def create_external_document(
-        title: Title,
-        url: Annotated[str, Field(min_length=1, max_length=MAX_URL_CHARS)],
-        description: Annotated[str, Field(max_length=5000)] = "",
-        tags: Tags = [],
-    ) -> dict[str, Any]:
-        async with box.call() as tx:
-            row = await insert(
-                tx.conn,
-                kind=DocumentKind.LINK.value,
-                title=title,
-                content=description,
-                content_type="text/uri-list",
-                url=check_link(url),
-                tags=tags,
-            )
-            tx.target = str(row["id"])
-            return out(row)
 
-    @server.tool(name="list_documents", description="Your documents, newest first (metadata only).")
-    async def list_documents(kind: DocumentKind | None = None, limit: Limit = 50) -> dict[str, Any]:
-        async with box.call() as tx:
-            return {"documents": await fetch_documents(tx.conn, kind, limit)}
-
-    @server.tool(name="get_document", description="One document: text body, link, or (include_data) the file as base64.")
-    async def get_document(document_id: RowId, include_data: bool = False) -> dict[str, Any]:
-        async with box.call() as tx:
-            tx.target = str(document_id)
-            row = await fetch_owned(tx.conn, "documents", "document", document_id)
-            result = out(row, exclude=("owner_id", "search", "data"))
-            if row["kind"] == DocumentKind.UPLOAD.value and include_data:
-                result["data_base64"] = base64.b64encode(row["data"]).decode()
-            return result
-
-    @server.tool(name="search_documents", description="Full-text search over titles and bodies, ranked, with snippets.")
-    async def search_documents(
-        query: Annotated[str, Field(min_length=1, max_length=200, description="words, \"phrases\", -excluded, or")],
-        limit: Annotated[int, Field(ge=1, le=50)] = 10,
-    ) -> dict[str, Any]:
-        async with box.call() as tx:
-            tsquery = await tx.conn.fetchval("SELECT websearch_to_tsquery('english', $1)::text", query)
-            if not tsquery:
-                raise ToolFailure("the query has no searchable words (only stop words or punctuation)")
-            rows = await tx.conn.fetch(
-                "SELECT id, kind, title, url, content_type, created_at, ts_rank(search, q) AS rank, "
-                "ts_headline('english', CASE WHEN content = '' THEN title ELSE content END, q, "
-                "'MaxWords=30, MinWords=10, MaxFragments=2, StartSel=**, StopSel=**') AS snippet "
-                "FROM documents, websearch_to_tsquery('english', $1) AS q "
-                "WHERE search @@ q ORDER BY rank DESC, created_at DESC LIMIT $2",
-                query,
-                limit,
-            )
-            return {"query": query, "results": [{**out(r), "rank": round(float(r["rank"]), 4)} for r in rows]}
-
-    @server.tool(name="delete_document", description="Delete a document.")
-    async def delete_document(document_id: RowId) -> dict[str, Any]:
-        return await delete_owned(box, "documents", "document", document_id)
+TOOLS = [
+    create_document,
+    upload_document,
+    create_external_document,
+    list_documents,
+    get_document,
+    search_documents,
+    delete_document,
+]

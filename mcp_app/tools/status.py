@@ -6,10 +6,10 @@ import enum
 from typing import Annotated, Any
 
 import asyncpg
-from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from mcp_app.tools.base import Toolbox, ToolFailure, out
+from mcp_app.tools.base import ToolFailure, transaction
+from mcp_app.tools.rows import out
 
 
 class UserStatus(enum.StrEnum):
@@ -31,31 +31,35 @@ async def fetch_status(conn: asyncpg.Connection) -> dict[str, Any]:
     return out(row) if row else dict(_DEFAULT)
 
 
-def register(server: MCPServer, box: Toolbox) -> None:
-    @server.tool(name="get_status", description="Your current status, mood and focus.")
-    async def get_status() -> dict[str, Any]:
-        async with box.call() as tx:
-            return await fetch_status(tx.conn)
+async def get_status() -> dict[str, Any]:
+    """Your current status, mood and focus."""
+    async with transaction() as tx:
+        return await fetch_status(tx.conn)
 
-    @server.tool(name="update_status", description="Set your status, mood, focus or a short note; omitted fields stay.")
-    async def update_status(
-        status: UserStatus | None = None,
-        mood: Annotated[str | None, Field(max_length=100, description="e.g. 'energised'")] = None,
-        focus: Annotated[str | None, Field(max_length=200, description="what you are working on")] = None,
-        note: Annotated[str | None, Field(max_length=500)] = None,
-    ) -> dict[str, Any]:
-        async with box.call() as tx:
-            if status is None and mood is None and focus is None and note is None:
-                raise ToolFailure("nothing to update: give at least one of status, mood, focus, note")
-            row = await tx.conn.fetchrow(
-                "INSERT INTO status (status, mood, focus, note) VALUES (coalesce($1, 'available'), $2, $3, $4) "
-                "ON CONFLICT (owner_id) DO UPDATE SET status = coalesce($1, status.status), "
-                "mood = coalesce($2, status.mood), focus = coalesce($3, status.focus), "
-                "note = coalesce($4, status.note), updated_at = now() RETURNING *",
-                status.value if status else None,
-                mood,
-                focus,
-                note,
-            )
-            tx.detail = f"status={row['status']}"
-            return out(row)
+
+async def update_status(
+    status: UserStatus | None = None,
+    mood: Annotated[str | None, Field(max_length=100, description="e.g. 'energised'")] = None,
+    focus: Annotated[str | None, Field(max_length=200, description="what you are working on")] = None,
+    note: Annotated[str | None, Field(max_length=500)] = None,
+) -> dict[str, Any]:
+    """Set your status, mood, focus or a short note; omitted fields stay."""
+    async with transaction() as tx:
+        if status is None and mood is None and focus is None and note is None:
+            raise ToolFailure("nothing to update: give at least one of status, mood, focus, note")
+        # One row per owner: an upsert, so it does not fit update_row.
+        row = await tx.conn.fetchrow(
+            "INSERT INTO status (status, mood, focus, note) VALUES (coalesce($1, 'available'), $2, $3, $4) "
+            "ON CONFLICT (owner_id) DO UPDATE SET status = coalesce($1, status.status), "
+            "mood = coalesce($2, status.mood), focus = coalesce($3, status.focus), "
+            "note = coalesce($4, status.note), updated_at = now() RETURNING *",
+            status.value if status else None,
+            mood,
+            focus,
+            note,
+        )
+        tx.detail = f"status={row['status']}"
+        return out(row)
+
+
+TOOLS = [get_status, update_status]

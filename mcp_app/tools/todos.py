@@ -7,11 +7,12 @@ import enum
 from typing import Annotated, Any
 
 import asyncpg
-from mcp.server.mcpserver import MCPServer
 from pydantic import Field
 
-from mcp_app.tools.base import Limit, NotFound, RowId, Toolbox, delete_owned, out, update_by_id
-from mcp_app.tools.projects import DueDate, require_project
+from mcp_app.tools.base import NotFound, transaction
+from mcp_app.tools.inputs import DueDate, Limit, LongText, RowId, Title
+from mcp_app.tools.projects import require_project
+from mcp_app.tools.rows import delete_row, insert_row, out, update_row
 
 
 class Priority(enum.StrEnum):
@@ -31,8 +32,6 @@ class TodoStatus(enum.StrEnum):
     DONE = "done"
 
 
-Title = Annotated[str, Field(min_length=1, max_length=200)]
-Notes = Annotated[str, Field(max_length=5000)]
 _ORDER = "ORDER BY due_date NULLS LAST, array_position(ARRAY['urgent','high','medium','low'], priority), created_at"
 
 
@@ -59,84 +58,79 @@ async def fetch_todos(
     return [out(r) for r in rows]
 
 
-def register(server: MCPServer, box: Toolbox) -> None:
-    @server.tool(name="create_todo", description="Add a todo, optionally with a due date, priority and project.")
-    async def create_todo(
-        title: Title,
-        notes: Notes = "",
-        priority: Priority = Priority.MEDIUM,
-        due_date: DueDate = None,
-        project_id: RowId | None = None,
-    ) -> dict[str, Any]:
-        async with box.call() as tx:
-            if project_id is not None:
-                await require_project(tx.conn, project_id)
+async def create_todo(
+    title: Title,
+    notes: LongText = "",
+    priority: Priority = Priority.MEDIUM,
+    due_date: DueDate = None,
+    project_id: RowId | None = None,
+) -> dict[str, Any]:
+    """Add a todo, optionally with a due date, priority and project."""
+    async with transaction() as tx:
+        if project_id is not None:
+            await require_project(tx.conn, project_id)
+        values = {"title": title, "notes": notes, "priority": priority.value, "due_date": due_date, "project_id": project_id}
+        return out(await insert_row(tx, "todos", values))
+
+
+async def list_todos(
+    status: TodoStatus | None = None,
+    priority: Priority | None = None,
+    due_before: Annotated[dt.date | None, Field(description="ISO 8601 date; due on or before")] = None,
+    project_id: RowId | None = None,
+    include_done: bool = False,
+    limit: Limit = 50,
+) -> dict[str, Any]:
+    """Your todos; done ones only when asked (status=done or include_done)."""
+    async with transaction() as tx:
+        return {"todos": await fetch_todos(tx.conn, status, priority, due_before, project_id, include_done, limit)}
+
+
+async def update_todo(
+    todo_id: RowId,
+    title: Title | None = None,
+    notes: LongText | None = None,
+    priority: Priority | None = None,
+    status: TodoStatus | None = None,
+    due_date: DueDate = None,
+) -> dict[str, Any]:
+    """Change a todo's title, notes, priority, status or due date."""
+    async with transaction() as tx:
+        changes: dict[str, Any] = {
+            "title": title,
+            "notes": notes,
+            "priority": priority.value if priority else None,
+            "status": status.value if status else None,
+            "due_date": due_date,
+        }
+        row = await update_row(tx, "todos", "todo", todo_id, changes)
+        if status is not None:
+            # completed_at follows the status: "done" always has a time, reopening clears it.
             row = await tx.conn.fetchrow(
-                "INSERT INTO todos (title, notes, priority, due_date, project_id) VALUES ($1, $2, $3, $4, $5) RETURNING *",
-                title,
-                notes,
-                priority.value,
-                due_date,
-                project_id,
-            )
-            tx.target = str(row["id"])
-            return out(row)
-
-    @server.tool(name="list_todos", description="Your todos; done ones only when asked (status=done or include_done).")
-    async def list_todos(
-        status: TodoStatus | None = None,
-        priority: Priority | None = None,
-        due_before: Annotated[dt.date | None, Field(description="ISO 8601 date; due on or before")] = None,
-        project_id: RowId | None = None,
-        include_done: bool = False,
-        limit: Limit = 50,
-    ) -> dict[str, Any]:
-        async with box.call() as tx:
-            return {"todos": await fetch_todos(tx.conn, status, priority, due_before, project_id, include_done, limit)}
-
-    @server.tool(name="update_todo", description="Change a todo's title, notes, priority, status or due date.")
-    async def update_todo(
-        todo_id: RowId,
-        title: Title | None = None,
-        notes: Notes | None = None,
-        priority: Priority | None = None,
-        status: TodoStatus | None = None,
-        due_date: DueDate = None,
-    ) -> dict[str, Any]:
-        async with box.call() as tx:
-            tx.target = str(todo_id)
-            changes: dict[str, Any] = {
-                "title": title,
-                "notes": notes,
-                "priority": priority.value if priority else None,
-                "status": status.value if status else None,
-                "due_date": due_date,
-            }
-            row = await update_by_id(tx.conn, "todos", todo_id, changes)
-            if row is None:
-                raise NotFound("todo", todo_id)
-            if status is not None:
-                # completed_at follows the status: "done" always has a time, reopening clears it.
-                row = await tx.conn.fetchrow(
-                    "UPDATE todos SET completed_at = CASE WHEN status = 'done' THEN coalesce(completed_at, now()) END "
-                    "WHERE id = $1 RETURNING *",
-                    todo_id,
-                )
-            return out(row)
-
-    @server.tool(name="complete_todo", description="Mark a todo done.")
-    async def complete_todo(todo_id: RowId) -> dict[str, Any]:
-        async with box.call() as tx:
-            tx.target = str(todo_id)
-            row = await tx.conn.fetchrow(
-                "UPDATE todos SET status = 'done', completed_at = coalesce(completed_at, now()), updated_at = now() "
+                "UPDATE todos SET completed_at = CASE WHEN status = 'done' THEN coalesce(completed_at, now()) END "
                 "WHERE id = $1 RETURNING *",
                 todo_id,
             )
-            if row is None:
-                raise NotFound("todo", todo_id)
-            return out(row)
+        return out(row)
 
-    @server.tool(name="delete_todo", description="Delete a todo.")
-    async def delete_todo(todo_id: RowId) -> dict[str, Any]:
-        return await delete_owned(box, "todos", "todo", todo_id)
+
+async def complete_todo(todo_id: RowId) -> dict[str, Any]:
+    """Mark a todo done."""
+    async with transaction() as tx:
+        tx.target = str(todo_id)
+        row = await tx.conn.fetchrow(
+            "UPDATE todos SET status = 'done', completed_at = coalesce(completed_at, now()), updated_at = now() "
+            "WHERE id = $1 RETURNING *",
+            todo_id,
+        )
+        if row is None:
+            raise NotFound("todo", todo_id)
+        return out(row)
+
+
+async def delete_todo(todo_id: RowId) -> dict[str, Any]:
+    """Delete a todo."""
+    return await delete_row("todos", "todo", todo_id)
+
+
+TOOLS = [create_todo, list_todos, update_todo, complete_todo, delete_todo]
