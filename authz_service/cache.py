@@ -21,8 +21,9 @@ T = TypeVar("T")
 class IdentityCache(Generic[T]):
     """Remembers what a credential resolved to; see the module docstring for the rules."""
 
-    def __init__(self, ttl: float, failure_ttl: float, max_entries: int) -> None:
+    def __init__(self, ttl: float, failure_ttl: float, max_entries: int, clock: Callable[[], float] = time.time) -> None:
         self.ttl = ttl
+        self.clock = clock  # a wall clock: token `exp` is epoch seconds
         self.failure_ttl = failure_ttl
         self.max_entries = max_entries
         self._entries: dict[bytes, tuple[float, T | Denied]] = {}
@@ -35,7 +36,7 @@ class IdentityCache(Generic[T]):
         """The cached value for key, or load() it once (raising what load raised)."""
         entry = self._entries.get(key)
         if entry is not None:
-            if entry[0] > time.time():
+            if entry[0] > self.clock():
                 value = entry[1]
                 if isinstance(value, Denied):
                     metrics.CACHE_NEGATIVE_HIT.inc()
@@ -64,9 +65,9 @@ class IdentityCache(Generic[T]):
             value = await load()
         except Denied as denied:
             if denied.cacheable and self.failure_ttl > 0:
-                self._store(key, denied, time.time() + self.failure_ttl)
+                self._store(key, denied, self.clock() + self.failure_ttl)
             raise
-        now = time.time()
+        now = self.clock()
         until = now + self.ttl
         exp = expires_at(value)
         if exp is not None:

@@ -1,41 +1,61 @@
-"""The files the service reads (keys file, tenants file): value checks and reloading.
+"""The files the service reads, the keys file and the tenants file: their schemas and reloading.
 
-Each check raises ValueError naming where in the file the bad value is, so a start-up error or
-a reload log line tells the operator exactly what to fix. `WatchedFile` re-reads a file when it
-changes and keeps the last good version when the new one is broken.
+Both are YAML (JSON is YAML too) validated by pydantic models; a ValueError names where in the
+file the bad value is (`keys[2].tenant: ...`), so a start-up error or a reload log line tells the
+operator exactly what to fix. `ReloadableFile` re-reads a file when it changes and keeps the
+last good version when the new one is broken.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
+import re
 import time
 from pathlib import Path
-from typing import Callable, Generic, TypeVar
+from typing import Annotated, Any, Callable, Generic, TypeVar
 
-from mcp_pa.core.contract import parse_permissions
+import yaml
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
+
+from authz_service.models import BUILTIN_PERSONAL_DOMAINS, KeyRecord, TenantPolicy, TenantsConfig
+from mcp_pa.core.contract import DEFAULT_USER_PERMISSIONS, TENANT_ID_PATTERN, is_valid_tenant_id, parse_permissions
 
 log = logging.getLogger("authz.files")
 
 T = TypeVar("T")
-RELOAD_INTERVAL = 1.0  # seconds between stat() calls of a watched file
+M = TypeVar("M", bound=BaseModel)
+RELOAD_INTERVAL = 1.0  # seconds between stat() calls of a reloadable file
+KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+KEY_ID_RULE = "1-64 letters, digits, '.', '_' or '-'"
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 
-class WatchedFile(Generic[T]):
+class ReloadableFile(Generic[T]):
     """A parsed file, re-read when its mtime or size changes (stat() at most once per interval).
 
     At start a missing or broken file raises ValueError naming `setting`; later, a broken or
-    vanished file is logged as an error and `value` keeps the last good version.
+    vanished file is logged as an error and `value` keeps the last good version. `clock` is
+    injectable so tests move time instead of sleeping.
     """
 
     def __init__(
-        self, path: Path, parse: Callable[[str], T], *, setting: str, what: str, on_change: Callable[[], None] | None = None
+        self,
+        path: Path,
+        parse: Callable[[str], T],
+        *,
+        setting: str,
+        what: str,
+        on_change: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.path = path
         self.parse = parse
         self.what = what
         self.on_change = on_change
+        self.clock = clock
         self._stamp: tuple[int, int] | None = None
-        self._checked_at = time.monotonic()
+        self._checked_at = clock()
         try:
             self.value: T = self._read()
         except ValueError as exc:
@@ -62,7 +82,7 @@ class WatchedFile(Generic[T]):
 
     def maybe_reload(self) -> None:
         """Re-read the file if it changed; stat() at most once per RELOAD_INTERVAL."""
-        now = time.monotonic()
+        now = self.clock()
         if now - self._checked_at < RELOAD_INTERVAL:
             return
         self._checked_at = now
@@ -79,15 +99,191 @@ class WatchedFile(Generic[T]):
             self.on_change()
 
 
-def permissions_value(raw: object, where: str) -> frozenset[str]:
-    """A permission list written as YAML list or as `read,write`."""
+# ---- field types shared by both files ------------------------------------------------------
+
+def parse_time(value: object) -> dt.datetime | None:
+    """A YAML timestamp, date or ISO 8601 text as an aware datetime (UTC when no offset is given)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        parsed = value
+    elif isinstance(value, dt.date):
+        parsed = dt.datetime(value.year, value.month, value.day)
+    else:
+        try:
+            parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 8601 date or datetime") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.timezone.utc)
+
+
+def _permissions(raw: object) -> frozenset[str]:
+    # A YAML list or the `read,write` form the command line uses.
+    return parse_permissions(",".join(map(str, raw)) if isinstance(raw, list) else str(raw))
+
+
+def _tenant_id(value: object) -> str:
+    if not isinstance(value, str) or not is_valid_tenant_id(value):
+        raise ValueError(f"{value!r} is not a valid tenant id ({TENANT_ID_PATTERN.pattern})")
+    return value
+
+
+def _lower_list(value: object) -> object:
+    if value is None:
+        return []
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip().lower() for v in value]
+    return value  # pydantic reports the wrong type with its place
+
+
+def _none_is_empty_mapping(value: object) -> object:
+    return {} if value is None else value
+
+
+Permissions = Annotated[frozenset[str], BeforeValidator(_permissions)]
+TenantId = Annotated[str, BeforeValidator(_tenant_id)]
+LowerStrings = Annotated[list[str], BeforeValidator(_lower_list)]
+
+_MESSAGES = {
+    "list_type": "must be a list",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "bool_type": "must be true or false",
+    "missing": "is required",
+    "extra_forbidden": "unknown key",
+}
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    text = ""
+    for part in loc:
+        if part == "[key]":  # a bad mapping key: its place already names it
+            continue
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "file"
+
+
+def validate(model: type[M], data: object) -> M:
+    """`model` from parsed YAML; ValueError lists every problem as `place: what is wrong`."""
     try:
-        return parse_permissions(",".join(map(str, raw)) if isinstance(raw, list) else str(raw))
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from exc
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors(include_url=False):
+            message = _MESSAGES.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
+            problems.append(f"{_where(error['loc'])}: {message}")
+        raise ValueError("; ".join(problems)) from None
 
 
-def bool_value(raw: object, where: str) -> bool:
-    if not isinstance(raw, bool):
-        raise ValueError(f"{where} must be true or false")
-    return raw
+def load_yaml(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not valid YAML/JSON: {exc}") from exc
+
+
+# ---- the keys file ----------------------------------------------------------------------------
+
+class KeyEntry(BaseModel):
+    """One record of the keys file; fields other than these are ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: Annotated[str, BeforeValidator(lambda v: str(v) if isinstance(v, int) else v)]
+    sha256: Annotated[str, BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)]
+    tenant: TenantId
+    permissions: Permissions = frozenset({"read", "write"})
+    expires: Annotated[dt.datetime | None, BeforeValidator(parse_time)] = None
+    disabled: StrictBool = False
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not KEY_ID.fullmatch(value):
+            raise ValueError(f"{value!r} must be {KEY_ID_RULE}")
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _hex(cls, value: str) -> str:
+        if not _SHA256_HEX.fullmatch(value):
+            raise ValueError("must be 64 hex digits (the SHA-256 of the key)")
+        return value
+
+    def record(self) -> KeyRecord:
+        return KeyRecord(self.id, self.sha256, self.tenant, self.permissions, self.expires, self.disabled)
+
+
+class KeysFile(BaseModel):
+    """The keys file: a list of records, top-level or under `keys:`."""
+
+    keys: list[KeyEntry] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _top_level_list(cls, data: object) -> object:
+        if data is None:
+            return {}
+        return {"keys": data} if isinstance(data, list) else data
+
+    @model_validator(mode="after")
+    def _unique(self) -> KeysFile:
+        ids: set[str] = set()
+        hashes: set[str] = set()
+        for index, entry in enumerate(self.keys):
+            if entry.id in ids or entry.sha256 in hashes:
+                raise ValueError(f"keys[{index}] ({entry.id!r}) is a duplicate id or hash")
+            ids.add(entry.id)
+            hashes.add(entry.sha256)
+        return self
+
+
+def parse_keys(text: str) -> dict[str, KeyRecord]:
+    """Records by hash from keys-file text (YAML or JSON); raises ValueError naming the field."""
+    parsed = validate(KeysFile, load_yaml(text))
+    return {entry.sha256: entry.record() for entry in parsed.keys}
+
+
+# ---- the tenants file ---------------------------------------------------------------------------
+
+class TenantEntry(BaseModel):
+    """One tenant's settings under `tenants:`."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    default_permissions: Permissions = frozenset(DEFAULT_USER_PERMISSIONS)
+    admins: LowerStrings = Field(default_factory=list)
+    suspended: StrictBool = False
+
+
+class TenantsFile(BaseModel):
+    """The tenants file; an unknown top-level key is refused (most likely a typo)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    domains: Annotated[dict[str, TenantId], BeforeValidator(_none_is_empty_mapping)] = Field(default_factory=dict)
+    personal_domains: LowerStrings = Field(default_factory=list)
+    denied_domains: LowerStrings = Field(default_factory=list)
+    tenants: Annotated[dict[TenantId, TenantEntry], BeforeValidator(_none_is_empty_mapping)] = Field(default_factory=dict)
+
+    @field_validator("tenants", mode="before")
+    @classmethod
+    def _empty_entries(cls, value: object) -> object:
+        # `acme:` with nothing under it is a tenant with the defaults.
+        return {k: {} if v is None else v for k, v in value.items()} if isinstance(value, dict) else value
+
+    def config(self) -> TenantsConfig:
+        return TenantsConfig(
+            domains={d.lower(): t for d, t in self.domains.items()},
+            personal_domains=BUILTIN_PERSONAL_DOMAINS | frozenset(self.personal_domains),
+            denied_domains=frozenset(self.denied_domains),
+            tenants={t: TenantPolicy(e.default_permissions, frozenset(e.admins), e.suspended) for t, e in self.tenants.items()},
+        )
+
+
+def parse_tenants(text: str) -> TenantsConfig:
+    """Parse tenants-file text; raises ValueError naming the bad entry."""
+    data = load_yaml(text)
+    if data is not None and not isinstance(data, dict):
+        raise ValueError("expected a mapping with domains, personal_domains, denied_domains, tenants")
+    return validate(TenantsFile, data or {}).config()

@@ -8,11 +8,11 @@ shape of a repeated Authorization header is detected and refused with 400.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Mapping
 
 from authz_service.errors import InvalidRequest, InvalidToken, MissingCredential
-from mcp_pa.core.contract import API_KEY_PREFIX, HEADER_API_KEY, HEADER_AUTHORIZATION
+from authz_service.models import Credential
+from mcp_pa.core.contract import HEADER_API_KEY, HEADER_AUTHORIZATION
 
 MAX_TOKEN_BYTES = 8192  # larger tokens are refused before any parsing (RFC 8725 hygiene)
 # Same characters as str.isspace; one C-level scan instead of a Python loop over a ~1 KB JWT.
@@ -25,18 +25,6 @@ def _has_whitespace(token: str) -> bool:
     if token.isprintable():
         return " " in token
     return _WHITESPACE.search(token) is not None
-
-
-@dataclass(frozen=True, slots=True)
-class Credential:
-    """The presented secret and how it was presented."""
-
-    value: str
-    via_api_key_header: bool
-
-    @property
-    def is_api_key(self) -> bool:
-        return self.via_api_key_header or self.value.startswith(API_KEY_PREFIX)
 
 
 def _bearer_token(authorization: str) -> str:

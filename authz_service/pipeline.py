@@ -11,20 +11,20 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import httpx
 
 from authz_service import credentials, metrics, policy, response
 from authz_service.cache import IdentityCache
-from authz_service.config_files import WatchedFile
+from authz_service.config_files import ReloadableFile
 from authz_service.errors import Denied, ProviderUnavailable
+from authz_service.models import Credential, Resolved, TenantsConfig
 from authz_service.proto import attribute_context_pb2, external_auth_pb2
-from authz_service.providers import ProviderRegistry
+from authz_service.providers import Provider, ProviderRegistry
 from authz_service.providers.apikey import PROVIDER as APIKEY_PROVIDER
 from authz_service.providers.apikey import ApiKeyProvider, KeyStore
-from authz_service.tenancy import TenantsConfig, resolve_tenant, watch_tenants
+from authz_service.tenancy import resolve_tenant, watch_tenants
 from mcp_pa.core.contract import HEADER_MCP_METHOD, HEADER_MCP_NAME
 from mcp_pa.core.logs import fingerprint
 from mcp_pa.core.settings import Settings
@@ -32,22 +32,43 @@ from mcp_pa.core.settings import Settings
 log = logging.getLogger("authz.check")
 
 
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """A credential's outcome, cached: its serialized OK response and what the hot path reads.
-
-    The Identity itself is not kept: its headers are inside `response`, and 100,000 cached
-    identities then cost a few hundred bytes each instead of kilobytes (message objects).
-    """
-
-    response: bytes
-    permissions: frozenset[str]
-    provider: str
-    expires_at: float | None
-
-
 def _expiry(resolved: Resolved) -> float | None:
     return resolved.expires_at
+
+
+class Routing:
+    """The provider of one request's credential, asked of the registry at most once.
+
+    A refusal's metric and log label reuse the route the resolve step took (or its refusal),
+    instead of routing the credential a second time.
+    """
+
+    __slots__ = ("_registry", "_credential", "_provider", "_refusal")
+
+    def __init__(self, registry: ProviderRegistry, credential: Credential) -> None:
+        self._registry = registry
+        self._credential = credential
+        self._provider: Provider | None = None
+        self._refusal: Denied | None = None
+
+    def provider(self) -> Provider:
+        """The credential's provider; raises the registry's refusal (the same one on a second call)."""
+        if self._provider is None and self._refusal is None:
+            try:
+                self._provider = self._registry.route(self._credential)
+            except Denied as denied:
+                self._refusal = denied
+        if self._refusal is not None:
+            raise self._refusal.with_traceback(None)
+        assert self._provider is not None
+        return self._provider
+
+    def label(self) -> str:
+        """The provider's name for metrics and logs; `unknown` when no provider takes the credential."""
+        try:
+            return self.provider().name
+        except Denied:
+            return "unknown"
 
 
 def _request_headers(http: attribute_context_pb2.AttributeContext.HttpRequest) -> tuple[Mapping[str, str], dict[str, int] | None]:
@@ -71,14 +92,14 @@ class Pipeline:
         self,
         registry: ProviderRegistry,
         keystore: KeyStore,
-        tenants: TenantsConfig | WatchedFile[TenantsConfig],
+        tenants: TenantsConfig | ReloadableFile[TenantsConfig],
         cache: IdentityCache[Resolved],
         responder: response.Responder,
     ) -> None:
         self.registry = registry
         self.keystore = keystore
-        self.tenants_file = tenants if isinstance(tenants, WatchedFile) else None
-        self.tenants = tenants.value if isinstance(tenants, WatchedFile) else tenants
+        self.tenants_file = tenants if isinstance(tenants, ReloadableFile) else None
+        self.tenants = tenants.value if isinstance(tenants, ReloadableFile) else tenants
         self.cache = cache
         self.responder = responder
         keystore.on_change = self._forget_api_keys
@@ -97,9 +118,8 @@ class Pipeline:
         # cached refusal (a refusal might be a key that now exists).
         self.cache.drop(lambda v: isinstance(v, Denied) or v.provider == APIKEY_PROVIDER)
 
-    async def _resolve(self, credential: credentials.Credential) -> Resolved:
-        provider = self.registry.route(credential)
-        principal = await provider.verify(credential.value)
+    async def _resolve(self, credential: Credential, routing: Routing) -> Resolved:
+        principal = await routing.provider().verify(credential.value)
         tenant = resolve_tenant(principal, self.tenants)
         identity = policy.build_identity(principal, tenant, self.tenants)
         allowed = response.allow(identity).SerializeToString()
@@ -109,21 +129,23 @@ class Pipeline:
         """The serialized CheckResponse for request (allow or deny); never raises."""
         started = time.perf_counter()
         headers, counts = _request_headers(request.attributes.request.http)
-        credential: credentials.Credential | None = None
+        credential: Credential | None = None
+        routing: Routing | None = None
         try:
             credential = credentials.extract(headers, counts)
+            routing = Routing(self.registry, credential)
             if credential.is_api_key:
                 self.keystore.maybe_reload()
             if self.tenants_file is not None:
                 self.tenants_file.maybe_reload()
             key = hashlib.sha256(credential.value.encode()).digest()
-            resolved = await self.cache.get(key, lambda: self._resolve(credential), _expiry)
+            resolved = await self.cache.get(key, lambda: self._resolve(credential, routing), _expiry)
             policy.check_edge_permission(resolved.permissions, headers.get(HEADER_MCP_METHOD), headers.get(HEADER_MCP_NAME))
         except Denied as denied:
-            return self._refuse(denied, credential, request, started)
+            return self._refuse(denied, credential, routing, request, started)
         except Exception:  # a bug must fail closed, never allow and never surface as a 500
             log.exception("check failed unexpectedly", extra={"request_id": request.attributes.request.http.id})
-            return self._refuse(ProviderUnavailable("the authorization service failed; try again"), credential, request, started)
+            return self._refuse(ProviderUnavailable("the authorization service failed; try again"), credential, routing, request, started)
         metrics.check_counter("allow", resolved.provider).inc()
         metrics.CHECK_SECONDS.observe(time.perf_counter() - started)
         return resolved.response
@@ -131,16 +153,12 @@ class Pipeline:
     def _refuse(
         self,
         denied: Denied,
-        credential: credentials.Credential | None,
+        credential: Credential | None,
+        routing: Routing | None,
         request: external_auth_pb2.CheckRequest,
         started: float,
     ) -> bytes:
-        provider = "none"
-        if credential is not None:
-            try:
-                provider = self.registry.route(credential).name
-            except Denied:
-                provider = "unknown"
+        provider = routing.label() if routing is not None else "none"
         metrics.check_counter(str(denied.http_status), provider).inc()
         metrics.CHECK_SECONDS.observe(time.perf_counter() - started)
         log.info(
@@ -155,19 +173,25 @@ class Pipeline:
                 "path": request.attributes.request.http.path[:200],
             },
         )
-        return self.responder.deny(denied).SerializeToString()
+        refusal: bytes = self.responder.deny(denied).SerializeToString()
+        return refusal
 
 
-def build_pipeline(settings: Settings, client: httpx.AsyncClient) -> Pipeline:
-    """Every provider the settings enable, the keys file, the tenants file and the cache."""
+def build_pipeline(settings: Settings, client: httpx.AsyncClient, clock: Callable[[], float] | None = None) -> Pipeline:
+    """Every provider the settings enable, the keys file, the tenants file and the cache.
+
+    `clock` replaces every clock of the pipeline (expiries, JWKS lifetimes, file checks) so
+    tests can move time; by default expiries read time.time and intervals time.monotonic.
+    """
     from authz_service.providers import build_registry
 
-    keystore = KeyStore(settings.api_keys_file)
-    registry = build_registry(settings, client, ApiKeyProvider(settings.api_key, keystore))
+    wall, interval = (clock, clock) if clock is not None else (time.time, time.monotonic)
+    keystore = KeyStore(settings.api_keys_file, clock=interval)
+    registry = build_registry(settings, client, ApiKeyProvider(settings.api_key, keystore, clock=wall), clock=interval)
     return Pipeline(
         registry=registry,
         keystore=keystore,
-        tenants=watch_tenants(settings.tenants_file) or TenantsConfig(),
-        cache=IdentityCache(settings.token_cache_ttl, settings.failure_cache_ttl, settings.token_cache_max_entries),
+        tenants=watch_tenants(settings.tenants_file, clock=interval) or TenantsConfig(),
+        cache=IdentityCache(settings.token_cache_ttl, settings.failure_cache_ttl, settings.token_cache_max_entries, clock=wall),
         responder=response.Responder(settings.public_url),
     )

@@ -10,8 +10,7 @@ The edge check uses `mcp_pa.core.contract.required_permission`, the table the ap
 from __future__ import annotations
 
 from authz_service.errors import InsufficientScope
-from authz_service.providers import Principal
-from authz_service.tenancy import TenantsConfig
+from authz_service.models import Principal, TenantsConfig
 from mcp_pa.core.contract import PERMISSION_ADMIN, Identity, required_permission
 
 

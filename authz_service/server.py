@@ -71,10 +71,13 @@ class Running:
         await self.client.aclose()
 
 
-async def start(settings: Settings, listen: str) -> Running:
-    """Build the pipeline and serve it on listen (HOST:PORT; port 0 picks a free one)."""
+async def start(settings: Settings, listen: str, clock: Callable[[], float] | None = None) -> Running:
+    """Build the pipeline and serve it on listen (HOST:PORT; port 0 picks a free one).
+
+    `clock` replaces the pipeline's clocks (see build_pipeline); tests pass a fake one.
+    """
     client = make_client(settings.provider_timeout)
-    pipeline = build_pipeline(settings, client)
+    pipeline = build_pipeline(settings, client, clock)
     server = grpc.aio.server(
         options=[
             ("grpc.so_reuseport", 1),

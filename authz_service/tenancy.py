@@ -31,31 +31,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+import time
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
-import yaml
-
-from authz_service.config_files import WatchedFile, bool_value, permissions_value
+from authz_service.config_files import ReloadableFile, parse_tenants
 from authz_service.errors import AccessDenied
-from authz_service.providers import Principal
-from mcp_pa.core.contract import DEFAULT_USER_PERMISSIONS, is_valid_tenant_id
+from authz_service.models import Principal, TenantsConfig
 
 MAX_TENANT_ID = 48
 HASHED_SEPARATOR = "___"
 HASH_CHARS = 16  # 64 bits of SHA-256: collisions need ~2^32 distinct domains
 PERSONAL_PREFIX = "u"
-
-BUILTIN_PERSONAL_DOMAINS = frozenset(
-    {
-        "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
-        "yahoo.com", "ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me",
-        "protonmail.com", "pm.me", "gmx.com", "gmx.de", "gmx.net", "web.de", "mail.com",
-        "yandex.com", "yandex.ru", "zoho.com", "fastmail.com", "hey.com", "qq.com", "163.com",
-        "naver.com", "users.noreply.github.com",
-    }
-)
 
 _LDH_DOMAIN = re.compile(r"^[a-z](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
 
@@ -85,83 +72,11 @@ def personal_tenant(user_id: str) -> str:
     return _hashed(PERSONAL_PREFIX, "user", user_id)
 
 
-@dataclass(frozen=True, slots=True)
-class TenantPolicy:
-    """Per-tenant settings from the tenants file."""
-
-    default_permissions: frozenset[str] = frozenset(DEFAULT_USER_PERMISSIONS)
-    admins: frozenset[str] = frozenset()
-    suspended: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class TenantsConfig:
-    """The parsed tenants file."""
-
-    domains: dict[str, str] = field(default_factory=dict)
-    personal_domains: frozenset[str] = BUILTIN_PERSONAL_DOMAINS
-    denied_domains: frozenset[str] = frozenset()
-    tenants: dict[str, TenantPolicy] = field(default_factory=dict)
-
-    def policy(self, tenant_id: str) -> TenantPolicy:
-        return self.tenants.get(tenant_id) or _DEFAULT_POLICY
-
-
-_DEFAULT_POLICY = TenantPolicy()
-
-
-def _str_list(value: Any, what: str) -> list[str]:
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"{what} must be a list of strings")
-    return [v.strip().lower() for v in value]
-
-
-def _tenant_id(value: Any, what: str) -> str:
-    if not isinstance(value, str) or not is_valid_tenant_id(value):
-        raise ValueError(f"{what}: {value!r} is not a valid tenant id (^[a-z][a-z0-9_]{{0,47}}$)")
-    return value
-
-
-def parse_tenants(text: str) -> TenantsConfig:
-    """Parse tenants-file text; raises ValueError naming the bad entry."""
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ValueError(f"not valid YAML: {exc}") from exc
-    if not isinstance(data, dict):
-        raise ValueError("expected a mapping with domains, personal_domains, denied_domains, tenants")
-    unknown = set(data) - {"domains", "personal_domains", "denied_domains", "tenants"}
-    if unknown:
-        raise ValueError(f"unknown key(s): {', '.join(sorted(unknown))}")
-    raw_domains = data.get("domains") or {}
-    if not isinstance(raw_domains, dict):
-        raise ValueError("domains must map email domains to tenant ids")
-    domains = {str(d).lower(): _tenant_id(t, f"domains.{d}") for d, t in raw_domains.items()}
-    tenants: dict[str, TenantPolicy] = {}
-    for tenant, raw in (data.get("tenants") or {}).items():
-        tenant = _tenant_id(tenant, "tenants")
-        raw = raw or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"tenants.{tenant} must be a mapping")
-        default = permissions_value(raw.get("default_permissions", list(DEFAULT_USER_PERMISSIONS)), f"tenants.{tenant}.default_permissions")
-        suspended = bool_value(raw.get("suspended", False), f"tenants.{tenant}.suspended")
-        admins = frozenset(_str_list(raw.get("admins"), f"tenants.{tenant}.admins"))
-        tenants[tenant] = TenantPolicy(default, admins, suspended)
-    return TenantsConfig(
-        domains=domains,
-        personal_domains=BUILTIN_PERSONAL_DOMAINS | frozenset(_str_list(data.get("personal_domains"), "personal_domains")),
-        denied_domains=frozenset(_str_list(data.get("denied_domains"), "denied_domains")),
-        tenants=tenants,
-    )
-
-
-def watch_tenants(path: Path | None) -> WatchedFile[TenantsConfig] | None:
+def watch_tenants(path: Path | None, clock: Callable[[], float] = time.monotonic) -> ReloadableFile[TenantsConfig] | None:
     """The tenants file, re-read when it changes (None when none is configured)."""
     if path is None:
         return None
-    return WatchedFile(path, parse_tenants, setting="MCP_HTTP_TENANTS_FILE", what="tenants file")
+    return ReloadableFile(path, parse_tenants, setting="MCP_HTTP_TENANTS_FILE", what="tenants file", clock=clock)
 
 
 def resolve_tenant(principal: Principal, config: TenantsConfig) -> str:

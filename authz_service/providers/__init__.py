@@ -8,11 +8,11 @@ form), which costs one hash and never leaves the process.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+import time
+from typing import TYPE_CHECKING, Callable, Protocol
 
-from authz_service.credentials import Credential
 from authz_service.errors import InvalidToken
+from authz_service.models import Credential, Principal
 
 if TYPE_CHECKING:
     import httpx
@@ -21,26 +21,6 @@ if TYPE_CHECKING:
 
 GOOGLE_ACCESS_TOKEN_PREFIX = "ya29."
 GITHUB_TOKEN_PREFIXES = ("gho_", "ghu_", "ghp_", "github_pat_")
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """What a provider verified about the caller, before tenancy and policy."""
-
-    provider: str
-    subject: str
-    email: str | None = None
-    email_verified: bool = False
-    name: str | None = None
-    scopes: frozenset[str] | None = None  # permissions the token itself grants (mcp:* scopes), if any
-    tenant_id: str | None = None  # fixed tenant (API key records)
-    permissions: frozenset[str] | None = None  # fixed permissions (API key records)
-    expires_at: float | None = None  # epoch seconds; bounds how long the identity may be cached
-    groups: tuple[str, ...] = ()  # e.g. GitHub organisations, for policy
-
-    @property
-    def user_id(self) -> str:
-        return f"{self.provider}:{self.subject}"
 
 
 class Provider(Protocol):
@@ -54,7 +34,8 @@ class Provider(Protocol):
 class JWTProvider(Provider, Protocol):
     """A provider of signed JWTs, chosen by the token's exact `iss`."""
 
-    issuers: tuple[str, ...]
+    @property
+    def issuers(self) -> tuple[str, ...]: ...
 
 
 def looks_like_jwt(token: str) -> bool:
@@ -107,7 +88,9 @@ class ProviderRegistry:
         return self.apikey
 
 
-def build_registry(settings: "Settings", client: "httpx.AsyncClient", apikey: Provider) -> ProviderRegistry:
+def build_registry(
+    settings: Settings, client: httpx.AsyncClient, apikey: Provider, clock: Callable[[], float] = time.monotonic
+) -> ProviderRegistry:
     """The registry of every provider the settings enable."""
     from authz_service.providers.auth0 import Auth0Provider
     from authz_service.providers.github import GitHubProvider
@@ -119,16 +102,16 @@ def build_registry(settings: "Settings", client: "httpx.AsyncClient", apikey: Pr
     jwt_providers: list[JWTProvider] = []
     google_access: Provider | None = None
     if settings.google_client_id:
-        jwks = JWKS(settings.google_jwks_url, provider="google", client=client, cooldown=cooldown)
+        jwks = JWKS(settings.google_jwks_url, provider="google", client=client, cooldown=cooldown, clock=clock)
         jwt_providers.append(GoogleIDTokenProvider(settings.google_client_id, jwks))
         google_access = GoogleAccessTokenProvider(
             settings.google_client_id, settings.google_tokeninfo_url, settings.google_userinfo_url, client
         )
     issuer, jwks_url = settings.auth0_issuer_url, settings.auth0_jwks
     if issuer and jwks_url:
-        jwks = JWKS(jwks_url, provider="auth0", client=client, cooldown=cooldown)
+        jwks = JWKS(jwks_url, provider="auth0", client=client, cooldown=cooldown, clock=clock)
         jwt_providers.append(Auth0Provider(issuer, settings.auth0_audience or settings.resource_url, jwks))
-    jwt_providers += [OIDCProvider(p, client, cooldown) for p in settings.oidc_providers]
+    jwt_providers += [OIDCProvider(p, client, cooldown, clock) for p in settings.oidc_providers]
     github = None
     if settings.github_enabled:
         github = GitHubProvider(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from authz_service.providers import Principal
+from authz_service.models import Principal
 from authz_service.providers.jwks import JWKS
 from authz_service.providers.jwt import JWTVerifier, email_claims, permissions_from_claims
 

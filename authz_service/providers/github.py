@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 
 from authz_service.errors import AccessDenied, InvalidToken, ProviderUnavailable
-from authz_service.providers import Principal, http
+from authz_service.models import Principal
+from authz_service.providers import http
 
 PROVIDER = "github"
 PAT_PREFIXES = ("ghp_", "github_pat_")

@@ -15,7 +15,8 @@ from typing import Any
 import httpx
 
 from authz_service.errors import InvalidToken
-from authz_service.providers import Principal, http
+from authz_service.models import Principal
+from authz_service.providers import http
 from authz_service.providers.jwks import JWKS
 from authz_service.providers.jwt import JWTVerifier, claim_bool
 

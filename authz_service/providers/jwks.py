@@ -94,7 +94,7 @@ def _max_age(cache_control: str | None) -> float:
 
 
 class JWKS:
-    """One issuer's key set; `url` is the JWKS URL or a coroutine that discovers it."""
+    """One issuer's key set; `url` is the JWKS URL or a coroutine that discovers it; `clock` is injectable."""
 
     def __init__(
         self,
@@ -103,8 +103,10 @@ class JWKS:
         provider: str,
         client: httpx.AsyncClient,
         cooldown: float,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._url = url
+        self.clock = clock
         self.provider = provider
         self.client = client
         self.cooldown = cooldown
@@ -120,7 +122,7 @@ class JWKS:
         return self._url if isinstance(self._url, str) else await self._url()
 
     async def _fetch(self) -> None:
-        self._last_attempt = time.monotonic()
+        self._last_attempt = self.clock()
         try:
             url = await self._jwks_url()
             response = await http.request(self.client, "GET", url, provider=self.provider, endpoint="jwks")
@@ -137,26 +139,26 @@ class JWKS:
                 raise
             log.warning("JWKS refresh failed; keeping the last good keys", extra={"provider": self.provider, "reason": exc.description})
             # Try again after the cooldown, not on every request.
-            self._expires = time.monotonic() + self.cooldown
+            self._expires = self.clock() + self.cooldown
             return
         self._successes.inc()
         self._last_failure = None
         self._keys = keys
-        self._expires = time.monotonic() + _max_age(response.headers.get("cache-control"))
+        self._expires = self.clock() + _max_age(response.headers.get("cache-control"))
 
     async def _refresh(self, *, unknown_kid: bool) -> None:
-        requested = time.monotonic()
+        requested = self.clock()
         async with self._lock:
             # Someone else fetched while we waited: use their result.
             if self._last_attempt >= requested:
                 return
-            if unknown_kid and time.monotonic() - self._last_attempt < self.cooldown:
+            if unknown_kid and self.clock() - self._last_attempt < self.cooldown:
                 return
             await self._fetch()
 
     async def key(self, kid: str | None) -> VerificationKey:
         """The key for kid; raises InvalidToken (unknown kid) or ProviderUnavailable."""
-        if self._keys is None or time.monotonic() >= self._expires:
+        if self._keys is None or self.clock() >= self._expires:
             await self._refresh(unknown_kid=False)
         keys = self._keys
         assert keys is not None

@@ -8,11 +8,14 @@ Each is `{"name", "issuer", "audience"}` (optionally `jwks_url`); the key set is
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Callable
 
 import httpx
 
 from authz_service.errors import ProviderUnavailable
-from authz_service.providers import Principal, http
+from authz_service.models import Principal
+from authz_service.providers import http
 from authz_service.providers.auth0 import principal_from_access_token
 from authz_service.providers.jwks import JWKS
 from authz_service.providers.jwt import JWTVerifier
@@ -48,11 +51,11 @@ class Discovery:
 class OIDCProvider:
     """Access tokens of one configured OIDC issuer."""
 
-    def __init__(self, config: OIDCSettings, client: httpx.AsyncClient, cooldown: float) -> None:
+    def __init__(self, config: OIDCSettings, client: httpx.AsyncClient, cooldown: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.name = f"oidc-{config.name}"
         self.issuers = (config.issuer,)
         source = config.jwks_url or Discovery(config.issuer, self.name, client).jwks_uri
-        jwks = JWKS(source, provider=self.name, client=client, cooldown=cooldown)
+        jwks = JWKS(source, provider=self.name, client=client, cooldown=cooldown, clock=clock)
         self.verifier = JWTVerifier(jwks, self.issuers, (config.audience,), kind="access")
 
     async def verify(self, token: str) -> Principal:

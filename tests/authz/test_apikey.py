@@ -13,7 +13,8 @@ from typing import AsyncIterator
 
 import pytest
 
-from authz_service.providers.apikey import parse_expires, parse_keys
+from authz_service.config_files import parse_keys
+from mcp_pa.api_key import parse_expires
 from mcp_pa.core import contract
 from tests.authz.conftest import STATIC_KEY, AuthzClient, make_settings, serve
 from tests.fakes import FakeProviders
@@ -107,12 +108,14 @@ async def test_invalid_new_keys_file_keeps_the_last_good_keys(keyed: tuple[Authz
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("keys:\n  - id: a\n    sha256: abc\n    tenant: t\n", "64 hex"),
-        (keys_yaml(entry("a", "k1", tenant="Bad-Tenant")), "not a valid tenant"),
-        (keys_yaml(entry("a", "k1", permissions="[superuser]")), "unknown permission"),
-        (keys_yaml(entry("a", "k1"), entry("a", "k2")), "duplicate"),
-        (keys_yaml(entry("a", "k1", extra="    expires: someday\n")), "ISO 8601"),
-        ("keys: {}\n", "list of keys"),
+        ("keys:\n  - id: a\n    sha256: abc\n    tenant: t\n", r"^keys\[0\]\.sha256: must be 64 hex"),
+        (keys_yaml(entry("a", "k1"), entry("b", "k2", tenant="Bad-Tenant")), r"^keys\[1\]\.tenant: 'Bad-Tenant' is not a valid tenant"),
+        (keys_yaml(entry("a", "k1", permissions="[superuser]")), r"^keys\[0\]\.permissions: unknown permission"),
+        (keys_yaml(entry("a", "k1"), entry("a", "k2")), r"keys\[1\] \('a'\) is a duplicate"),
+        (keys_yaml(entry("a", "k1", extra="    expires: someday\n")), r"^keys\[0\]\.expires: 'someday' is not an ISO 8601"),
+        (keys_yaml(entry("a", "k1", extra="    disabled: maybe\n")), r"^keys\[0\]\.disabled: must be true or false"),
+        ("keys:\n  - id: a\n    sha256: %s\n" % ("a" * 64), r"^keys\[0\]\.tenant: is required"),
+        ("keys: {}\n", r"^keys: must be a list"),
     ],
 )
 def test_invalid_keys_file_is_refused_with_a_clear_message(text: str, message: str) -> None:

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from authz_service.config_files import parse_tenants
 from authz_service.errors import AccessDenied
+from authz_service.models import Principal, TenantsConfig
 from authz_service.policy import permissions_for
-from authz_service.providers import Principal
-from authz_service.tenancy import TenantsConfig, derive_domain_tenant, parse_tenants, personal_tenant, resolve_tenant
+from authz_service.tenancy import derive_domain_tenant, personal_tenant, resolve_tenant
 from mcp_pa.core import contract
 from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, issuer, make_settings, serve
 from tests.fakes import FakeProviders
@@ -106,10 +107,12 @@ def test_tenant_defaults_and_admins_decide_permissions() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("domains:\n  acme.com: Not-Valid\n", "not a valid tenant id"),
-        ("tenants:\n  acme:\n    default_permissions: [root]\n", "unknown permission"),
-        ("tenants:\n  acme:\n    suspended: maybe\n", "true or false"),
-        ("surprise: 1\n", "unknown key"),
+        ("domains:\n  acme.com: Not-Valid\n", r"^domains\.acme\.com: 'Not-Valid' is not a valid tenant id"),
+        ("tenants:\n  Acme:\n    suspended: false\n", r"^tenants\.Acme: 'Acme' is not a valid tenant id"),
+        ("tenants:\n  acme:\n    default_permissions: [root]\n", r"^tenants\.acme\.default_permissions: unknown permission"),
+        ("tenants:\n  acme:\n    suspended: maybe\n", r"^tenants\.acme\.suspended: must be true or false"),
+        ("tenants:\n  acme:\n    admins: boss@acme.com\n", r"^tenants\.acme\.admins: must be a list"),
+        ("surprise: 1\n", r"^surprise: unknown key"),
         ("- just\n- a list\n", "expected a mapping"),
         ("domains: [\n", "not valid YAML"),
     ],

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import httpx
 import psutil
@@ -68,16 +68,21 @@ def _read_until_ready(up: Up, timeout: float) -> None:
 
 
 @contextlib.contextmanager
-def running_up(state_dir: Path, *flags: str, **env: str) -> Iterator[Up]:
-    """`mcp-pa up` on free ports until ready; afterwards nothing it started is left running."""
+def running_up(
+    state_dir: Path, *flags: str, mcp_pa: Sequence[str] = (), cwd: Path = REPO, **env: str,
+) -> Iterator[Up]:
+    """`mcp-pa up` on free ports until ready; afterwards nothing it started is left running.
+
+    `mcp_pa` is the command to run (default: this interpreter's), `cwd` where to run it.
+    """
     https_port, http_port, authz_port, app_port = (free_port() for _ in range(4))
-    command = mcp_pa_command(
+    command = [*(mcp_pa or mcp_pa_command())] + [
         "up", "--state-dir", str(state_dir), "--https-port", str(https_port), "--http-port", str(http_port),
         "--authz-port", str(authz_port), "--app-port", str(app_port), *flags,
-    )
+    ]
     started = time.monotonic()
     proc = subprocess.Popen(
-        command, cwd=REPO, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0", **env), text=True,
+        command, cwd=cwd, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0", **env), text=True,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )
     running = Up(proc, state_dir, https_port, http_port)
