@@ -82,10 +82,9 @@ def _advisory_key(schema: str) -> int:
 async def ensure_role(conn: asyncpg.Connection) -> None:
     """Create the tenant role if missing and let the connecting user switch to it."""
     if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", TENANT_ROLE):
-        try:
+        # Another replica may create it between our check and our CREATE: same outcome.
+        with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
             await conn.execute(f"CREATE ROLE {quote_ident(TENANT_ROLE)} NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT")
-        except (asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
-            pass  # another replica created it between our check and our CREATE: same outcome
     if not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
         # A non-superuser needs membership to SET ROLE; superusers may switch to any role.
         await conn.execute(f"GRANT {quote_ident(TENANT_ROLE)} TO CURRENT_USER")
