@@ -7,8 +7,7 @@ changes exactly those fields and returns the result, so there is never a second 
     options = EnvoyOptions(https_port=18443, http_port=18080, authz_port=19001, app_port=18000,
                            admin_port=19901, cert_dir=state_dir / "tls")
     path = write_config(state_dir / "envoy.yaml", options)
-    proc = subprocess.Popen(envoy_command(path))
-    wait_until_ready(options.admin_port, proc=proc)
+    envoy = stack.envoy_service("envoy", path, state_dir / "envoy.log", options.admin_port).run()
 
 Run alone: `python -m mcp_pa.up.envoy_config --output FILE [--https-port N ...] [--validate]`
 renders a variant from the settings (MCP_HTTP_PUBLIC_URL, MCP_HTTP_ALLOWED_ORIGINS).
@@ -21,10 +20,7 @@ import copy
 import importlib.resources
 import subprocess
 import sys
-import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -317,23 +313,6 @@ def validate(config_path: Path, timeout: float = 60.0) -> None:
     if result.returncode != 0:
         message = (result.stderr or result.stdout).strip().splitlines()
         raise EnvoyConfigError(f"envoy refused {config_path}: {message[-1] if message else result.returncode}")
-
-
-def wait_until_ready(admin_port: int, timeout: float = 30.0, proc: subprocess.Popen | None = None) -> None:
-    """Block until Envoy's admin /ready answers 200 (listeners bound, clusters initialised)."""
-    deadline = time.monotonic() + timeout
-    url = f"http://127.0.0.1:{admin_port}/ready"
-    while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"envoy exited with {proc.returncode} before it was ready")
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"envoy not ready on admin port {admin_port} after {timeout}s")
 
 
 def unauthenticated_paths(config: Config) -> set[str]:

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from mcp_pa.core import contract
 from mcp_pa.core.settings import ENV_PREFIX
 from mcp_pa.health import http_ok
+from mcp_pa.up.envoy_config import envoy_command
 
 if TYPE_CHECKING:
     from pgserver.postgres_server import PostgresServer
@@ -305,14 +306,14 @@ class EmbeddedPostgres:
             ) from exc
         self.dsn: str = self._server.get_uri()
 
-    def pause(self) -> None:
-        """Stop the server (fast shutdown: connections cut) but keep the handle, for fault tests."""
+    def stop(self) -> None:
+        """Stop the server (fast shutdown: connections cut) and keep the handle, so `start` can follow."""
         from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import, one per binary
 
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user)
 
-    def resume(self) -> None:
-        """Start it again after `pause`, on the same socket (the DSN stays valid)."""
+    def start(self) -> None:
+        """Start it again after `stop`, on the same socket (the DSN stays valid)."""
         from pgserver.postgres_server import PostgresServer
 
         with PostgresServer._lock:
@@ -320,12 +321,27 @@ class EmbeddedPostgres:
         if self._server.get_uri() != self.dsn:
             raise StackError("the embedded PostgreSQL came back on another socket")
 
-    def stop(self) -> None:
-        """Stop the server (the data directory stays, so the next start reuses it)."""
+    def close(self) -> None:
+        """Stop the server for good; the data directory stays, so the next one in it reuses the data."""
         self._server.cleanup()
 
     def __enter__(self) -> EmbeddedPostgres:
         return self
 
     def __exit__(self, *_exc: object) -> None:
-        self.stop()
+        self.close()
+
+
+# --- Envoy --------------------------------------------------------------------------------------
+
+
+def envoy_service(
+    name: str, config_path: Path, log: Path, admin: int | Path, log_level: str = "warn", concurrency: int | None = None
+) -> Service:
+    """Envoy from a derived config; `admin` is its admin port, or a file to report an ephemeral one in."""
+    argv = envoy_command(config_path, log_level=log_level, concurrency=concurrency)
+    if isinstance(admin, Path):
+        admin.unlink(missing_ok=True)
+        argv += ["--admin-address-path", str(admin)]
+    # Envoy needs nothing from the environment; an empty one keeps secrets out of its process.
+    return Service(name, argv, log, envoy_ready(admin), env={})

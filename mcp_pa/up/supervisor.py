@@ -26,7 +26,7 @@ from mcp_pa.core.settings import ENV_PREFIX, Settings, get_settings
 from mcp_pa.health import grpc_serving, http_ok
 from mcp_pa.up import envoy_config
 from mcp_pa.up.certs import DevCerts, ensure_dev_certs
-from mcp_pa.up.stack import LOOPBACK, EmbeddedPostgres, Ports, PortUse, Service, StackError, busy_ports, envoy_ready, mcp_pa_command
+from mcp_pa.up.stack import LOOPBACK, EmbeddedPostgres, Ports, PortUse, Service, StackError, busy_ports, envoy_service, mcp_pa_command
 
 API_KEY_FILE = "api-key"
 WATCH_INTERVAL = 0.2
@@ -258,7 +258,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     finally:
         sup.stop_all()
         if postgres is not None:
-            postgres.stop()
+            postgres.close()
         sup.say("mcp-pa up: stopped")
 
 
@@ -315,8 +315,6 @@ def _services(
 def _envoy_service(plan: Plan, logs: Path, certs: DevCerts | None, settings: Settings) -> Service:
     # Admin on an ephemeral loopback port, reported through a file: one port fewer to configure
     # and no clash between stacks running side by side.
-    admin_file = plan.state_dir / "envoy-admin-address"
-    admin_file.unlink(missing_ok=True)
     options = envoy_config.options_from_settings(
         settings,
         public_url=plan.public_url,
@@ -332,6 +330,6 @@ def _envoy_service(plan: Plan, logs: Path, certs: DevCerts | None, settings: Set
         trusted_hops=1 if plan.behind_tls_proxy else None,
     )
     config = envoy_config.write_config(plan.state_dir / "envoy.yaml", options)
-    argv = [*envoy_config.envoy_command(config, log_level="info"), "--admin-address-path", str(admin_file)]
-    # Envoy needs nothing from the environment; an empty one keeps secrets out of its process.
-    return Service("envoy", argv, logs / "envoy.log", envoy_ready(admin_file), {}, die_with_parent=True)
+    envoy = envoy_service("envoy", config, logs / "envoy.log", plan.state_dir / "envoy-admin-address", log_level="info")
+    envoy.die_with_parent = True
+    return envoy

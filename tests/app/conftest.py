@@ -18,7 +18,7 @@ from mcp_app.app import create_app
 from mcp_app.db import Database
 from mcp_pa.core import contract
 from mcp_pa.core.settings import Settings
-from tests.helpers import free_port
+from tests.support.processes import free_port
 
 READ_WRITE = frozenset({contract.PERMISSION_READ, contract.PERMISSION_WRITE})
 READ_ONLY = frozenset({contract.PERMISSION_READ})

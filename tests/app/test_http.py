@@ -17,7 +17,7 @@ from mcp_app.app import create_app, protected_resource_metadata
 from mcp_app.db import Database, load_migrations, migrate_schema
 from mcp_pa.core import contract
 from tests.app.conftest import RunningApp, app_settings, new_tenant, person
-from tests.helpers import free_port, mcp_pa_command, start_process, stop_process, wait_for_port
+from tests.support.processes import free_port, listening, mcp_pa_command
 
 
 @pytest.mark.parametrize("path", [contract.PRM_PATH, contract.PRM_MCP_PATH])
@@ -150,18 +150,18 @@ async def test_db_migrate_command_upgrades_every_tenant(pg_dsn: str) -> None:
 def test_app_command_serves_health_and_refuses_anonymous_mcp(pg_dsn: str, tmp_path) -> None:
     port = free_port()
     env = {"MCP_HTTP_DATABASE_CONNECTION_STRING": pg_dsn, "MCP_HTTP_PUBLIC_URL": "https://mcp.example.com"}
-    proc = start_process(mcp_pa_command("app", "--listen", f"127.0.0.1:{port}"), env=env, log=tmp_path / "app.log")
+    app = listening("app", mcp_pa_command("app", "--listen", f"127.0.0.1:{port}"), port, tmp_path / "app.log", env)
     try:
-        wait_for_port(port, timeout=60, proc=proc)
         with httpx2.Client(base_url=f"http://127.0.0.1:{port}") as http:
             assert http.get("/readyz").json() == {"status": "ready"}
             assert http.get(contract.PRM_MCP_PATH).json()["resource"] == "https://mcp.example.com/mcp"
             assert http.post("/mcp", json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"}).status_code == 401
     finally:
-        stop_process(proc)
+        app.stop()
     log = (tmp_path / "app.log").read_text()
+    assert app.proc is not None
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status tells why it ended.
-    assert proc.returncode in (0, -15) and "Application shutdown complete" in log, log
+    assert app.proc.returncode in (0, -15) and "Application shutdown complete" in log, log
 
 
 def test_app_command_reports_a_bad_listen_address() -> None:

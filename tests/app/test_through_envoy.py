@@ -21,9 +21,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_pa.core import contract
 from mcp_pa.up.certs import ensure_dev_certs
 from tests.app.conftest import RunningApp, Tools
-from tests.envoy.conftest import Authz, Envoy, start_authz, start_envoy
 from tests.fakes import FakeIssuer, FakeProviders
-from tests.helpers import free_port
+from tests.support.processes import free_port
+from tests.support.stack import Authz, Envoy, start_authz, start_envoy
 
 API_KEY = "mcp_sk_through_envoy_test_key_0123456789"
 OIDC_AUDIENCE = "mcp-pa"

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -15,8 +14,9 @@ from typing import Any, Iterator
 import pytest
 
 from mcp_pa.core import contract
+from mcp_pa.up.stack import Ports
 from tests.clients.front_door import FrontDoor
-from tests.helpers import REPO, free_port, mcp_pa_command, stop_process
+from tests.support.processes import REPO, Service, StackError, mcp_pa_command
 
 STACK_START_TIMEOUT = 120.0  # two busy cores shared with other suites: generous, never asserted on
 
@@ -126,31 +126,30 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         capture_output=True, text=True, cwd=REPO, env=_clean_env(), check=True, timeout=60,
     )
     read_only_key = made.stdout.strip().splitlines()[-1]
-    ports = [str(free_port()) for _ in range(4)]
+    ports = Ports.free()
     log = base / "up.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            mcp_pa_command("up", "--state-dir", str(base / "state"), "--https-port", ports[0], "--http-port", ports[1],
-                           "--authz-port", ports[2], "--app-port", ports[3]),
-            env=_clean_env(
-                MCP_HTTP_AUTHZ_METRICS_PORT="0",
-                MCP_HTTP_API_KEYS_FILE=str(keys_file),
-                MCP_HTTP_AUTH0_DOMAIN=AUTH0_DOMAIN,
-                MCP_HTTP_AUTH0_AUDIENCE=f"https://localhost:{ports[0]}{contract.MCP_PATH}",
-            ),
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO, start_new_session=True,
-        )
+    up = Service(
+        "mcp-pa up",
+        mcp_pa_command("up", "--state-dir", str(base / "state"), *ports.up_flags()),
+        log,
+        lambda: _printed(log, "Ctrl-C stops everything") is not None,
+        env=_clean_env(
+            MCP_HTTP_API_KEYS_FILE=str(keys_file),
+            MCP_HTTP_AUTH0_DOMAIN=AUTH0_DOMAIN,
+            MCP_HTTP_AUTH0_AUDIENCE=f"https://localhost:{ports.https}{contract.MCP_PATH}",
+        ),
+        cwd=REPO,
+    )
     try:
-        deadline = time.monotonic() + STACK_START_TIMEOUT
-        while (api_key := _printed(log, "API key:")) is None:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("`mcp-pa up` did not get ready:\n" + log.read_text(errors="replace"))
-            time.sleep(0.1)
-        url = _printed(log, "MCP URL:")
-        assert url is not None
+        up.run(STACK_START_TIMEOUT)
+    except StackError as exc:
+        pytest.fail(f"`mcp-pa up` did not get ready: {exc}")
+    try:
+        api_key, url = _printed(log, "API key:"), _printed(log, "MCP URL:")
+        assert api_key is not None and url is not None
         yield Stack(url, api_key, read_only_key, base / "state" / "tls" / "ca.crt")
     finally:
-        stop_process(proc, timeout=30)
+        up.stop(timeout=30)
 
 
 @pytest.fixture(scope="session")

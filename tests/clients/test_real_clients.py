@@ -28,7 +28,7 @@ from mcp.client.stdio import StdioServerParameters
 from mcp_pa import connect
 from mcp_pa.core import contract
 from tests.clients.conftest import AUTH0_DOMAIN, Stack, request, run_bridge, tool_call
-from tests.helpers import REPO
+from tests.support.processes import REPO
 
 DOCS = REPO / "docs" / "clients.md"
 DOC_URL = "https://mcp.example.com/mcp"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from mcp_pa.core.settings import ENV_PREFIX, Settings
-from tests.helpers import REPO, VENV_BIN
+from tests.support.processes import REPO, VENV_BIN
 
 K8S = REPO / "deploy" / "k8s"
 ENVOY_YAML = REPO / "envoy" / "envoy.yaml"
@@ -49,7 +49,7 @@ def _envoy() -> dict[str, Any]:
 
 
 def _listener_ports() -> set[int]:
-    return {l["address"]["socket_address"]["port_value"] for l in _envoy()["static_resources"]["listeners"]}
+    return {listener["address"]["socket_address"]["port_value"] for listener in _envoy()["static_resources"]["listeners"]}
 
 
 def _cluster_ports() -> dict[str, int]:
@@ -187,10 +187,20 @@ def test_dockerfile_is_clean_under_hadolint() -> None:
 def test_dockerfile_runs_as_non_root_with_healthchecks_and_both_targets() -> None:
     text = (REPO / "Dockerfile").read_text()
     stages = re.findall(r"^FROM \S+ AS (\S+)", text, re.M)
-    assert stages == ["build", "runtime", "all-in-one", "service"]
+    assert stages == ["build", "build-local", "runtime", "all-in-one", "service"]
     assert re.search(r"^USER 10001", text, re.M)
     assert text.count("HEALTHCHECK ") == 2
     assert 'ENTRYPOINT ["mcp-pa", "up"]' in text
+    assert 'CMD ["mcp-pa", "health", "app", "--port", "8000"]' in text
+
+
+def test_dockerfile_installs_the_wheel_with_the_extras_of_each_target() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    assert "pip wheel" in text and " -e " not in text, "the image installs the built wheel, not an editable checkout"
+    assert "[server]" in text and "[server,local]" in text
+    # The service image has no embedded Envoy or PostgreSQL; only the all-in-one copies that venv.
+    assert re.search(r"FROM runtime AS service\n(?:#.*\n)*COPY --from=build /opt/venv /opt/venv", text)
+    assert re.search(r"FROM runtime AS all-in-one\n(?:#.*\n)*COPY --from=build-local /opt/venv /opt/venv", text)
 
 
 # --- README -------------------------------------------------------------------------------------
@@ -219,7 +229,7 @@ def test_dockerfile_copies_every_package_and_the_canonical_envoy_yaml() -> None:
     text = (REPO / "Dockerfile").read_text()
     copied = set(re.findall(r"^COPY (\S+) \./", text, re.M))
     packages = {p.rstrip("*") for p in tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]}
-    # envoy_config reads envoy/envoy.yaml beside the package: the all-in-one image needs it.
+    # The wheel's mcp_pa/up/envoy.yaml links to envoy/envoy.yaml: the build stage needs both.
     assert packages | {"envoy"} <= copied
     ignored = set((REPO / ".dockerignore").read_text().split())
     assert not (copied & ignored), "the .dockerignore drops something the Dockerfile copies"

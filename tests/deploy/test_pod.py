@@ -22,9 +22,10 @@ import yaml
 
 from mcp_pa.core import contract
 from mcp_pa.up import certs, envoy_config
+from mcp_pa.up.stack import port_open
 from tests.deploy.conftest import clean_env, list_tool_names
 from tests.deploy.test_manifests import render_k8s
-from tests.helpers import VENV_BIN, free_port, scratch_dir, start_process, stop_process, wait_for_port
+from tests.support.processes import VENV_BIN, Service, StackError, free_port, scratch_dir, service, wait_for_port
 
 API_KEY = contract.API_KEY_PREFIX + "pod-simulation-key-0123456789abcdefghijklmnop"
 READY_TIMEOUT = 90.0
@@ -126,21 +127,23 @@ def pod(rendered: dict[tuple[str, str], dict[str, Any]], pg_dsn: str, pod_dir: P
     migrate = subprocess.run(pod_map.argv(job["command"]), env=pod_map.env(job), capture_output=True, text=True, timeout=120)
     assert migrate.returncode == 0, migrate.stdout + migrate.stderr
 
-    procs: list[subprocess.Popen[bytes]] = []
+    services: list[Service] = []
     try:
-        for name in ("authz", "app", "envoy"):
+        # All three start before any is waited for, as in a pod.
+        for name, port in (("authz", ports[9001]), ("app", ports[8000]), ("envoy", ports[8443])):
             c = containers[name]
-            procs.append(start_process(pod_map.argv([*c.get("command", []), *c.get("args", [])]), env=pod_map.env(c), log=tmp / f"{name}.log"))
-        for port, proc in ((ports[9001], procs[0]), (ports[8000], procs[1]), (ports[8443], procs[2])):
+            argv = pod_map.argv([*c.get("command", []), *c.get("args", [])])
+            services.append(service(name, argv, tmp / f"{name}.log", port_open(port), pod_map.env(c)).start())
+        for running in services:
             try:
-                wait_for_port(port, timeout=READY_TIMEOUT, proc=proc)
-            except (RuntimeError, TimeoutError) as exc:
+                running.wait_ready(READY_TIMEOUT)
+            except StackError as exc:
                 logs = "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(tmp.glob("*.log")))
                 pytest.fail(f"{exc}\n{logs}")
         yield Pod(ports[8443], ports[8080], tls.ca_cert, pod_map, containers)
     finally:
-        for proc in reversed(procs):
-            stop_process(proc)
+        for running in reversed(services):
+            running.stop()
 
 
 def _probe_passes(pod: Pod, probe: dict[str, Any]) -> bool:

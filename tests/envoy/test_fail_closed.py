@@ -15,8 +15,9 @@ import pytest
 
 from mcp_pa.core import contract
 from mcp_pa.up.certs import DevCerts
-from tests.envoy.conftest import TEST_ID_HEADER, EchoUpstream, Envoy, assert_security_headers, new_test_id, start_envoy
-from tests.helpers import free_port
+from tests.envoy.conftest import TEST_ID_HEADER, EchoUpstream, new_test_id
+from tests.support.processes import free_port
+from tests.support.stack import Envoy, assert_security_headers, start_envoy
 
 AUTHZ_TIMEOUT = 0.5  # seconds, Envoy's ext_authz timeout in this variant
 # A serialized CheckResponse{status: {code: PERMISSION_DENIED}}: even an in-time answer is a deny.

@@ -15,18 +15,9 @@ import pytest
 
 from mcp_pa.core import contract
 from mcp_pa.up.certs import DevCerts
-from tests.envoy.conftest import (
-    TEST_ID_HEADER,
-    Authz,
-    EchoUpstream,
-    Envoy,
-    Reply,
-    assert_security_headers,
-    new_test_id,
-    start_authz,
-    start_envoy,
-)
-from tests.helpers import free_port
+from tests.envoy.conftest import TEST_ID_HEADER, EchoUpstream, new_test_id
+from tests.support.processes import free_port
+from tests.support.stack import Authz, Envoy, Reply, assert_security_headers, start_authz, start_envoy
 
 API_KEY = "mcp_sk_front_door_test_key_0123456789abcdef"
 EXTRA_ORIGIN = "https://inspector.example:6274"
@@ -79,10 +70,9 @@ def _send(envoy: Envoy, path: str, credential: bool = True, method: str = "GET",
 def test_tls_handshake_offers_h2_and_http11_at_tls12_or_newer(envoy: Envoy, alpn: str) -> None:
     context = envoy.tls_context()
     context.set_alpn_protocols([alpn])
-    with socket.create_connection(("127.0.0.1", envoy.https_port), timeout=10) as raw:
-        with context.wrap_socket(raw, server_hostname="localhost") as tls:
-            assert tls.selected_alpn_protocol() == alpn
-            assert tls.version() in ("TLSv1.2", "TLSv1.3")
+    with socket.create_connection(("127.0.0.1", envoy.https_port), timeout=10) as raw, context.wrap_socket(raw, server_hostname="localhost") as tls:
+        assert tls.selected_alpn_protocol() == alpn
+        assert tls.version() in ("TLSv1.2", "TLSv1.3")
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")

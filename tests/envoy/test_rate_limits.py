@@ -16,17 +16,9 @@ from authz_service.providers.apikey import key_hash
 from mcp_pa.core import contract
 from mcp_pa.up.certs import DevCerts
 from mcp_pa.up.envoy_config import RateLimit
-from tests.envoy.conftest import (
-    TEST_ID_HEADER,
-    Authz,
-    EchoUpstream,
-    Envoy,
-    assert_security_headers,
-    new_test_id,
-    start_authz,
-    start_envoy,
-)
-from tests.helpers import free_port
+from tests.envoy.conftest import TEST_ID_HEADER, EchoUpstream, new_test_id
+from tests.support.processes import free_port
+from tests.support.stack import Authz, Envoy, assert_security_headers, start_authz, start_envoy
 
 PER_ADDRESS = 8
 PER_TENANT = 3

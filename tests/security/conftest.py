@@ -1,7 +1,7 @@
 """The real stack for the security battery: PostgreSQL, authz, app, Envoy with TLS, fake providers.
 
 One session-scoped `stack` runs every part as it runs in production, on free loopback ports:
-its own pgserver PostgreSQL (so the fault tests may stop and restart it without touching the
+its own embedded PostgreSQL (so the fault tests may stop and restart it without touching the
 session database other suites share), `mcp-pa authz` with every provider pointed at the fake
 providers, `mcp-pa app`, and Envoy derived from envoy/envoy.yaml. Callers talk HTTPS to Envoy
 only; the app's port is used just to read its process for the soak's memory and fd checks.
@@ -11,30 +11,28 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
-import tempfile
 import time
 import urllib.parse
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 import httpx
-import pgserver
 import pytest
 import yaml
-from pgserver.postgres_server import PostgresServer, pg_ctl
 
 from authz_service.providers.apikey import key_hash
 from mcp_pa.core import contract
 from mcp_pa.up.certs import ensure_dev_certs
 from mcp_pa.up.envoy_config import RateLimit
-from tests.envoy.conftest import Authz, Envoy, Reply, start_authz, start_envoy
+from mcp_pa.up.stack import EmbeddedPostgres
 from tests.fakes import FakeIssuer, FakeProviders, RequestTrap
-from tests.helpers import free_port, mcp_pa_command, start_listening
+from tests.support.processes import free_port, scratch_dir
+from tests.support.stack import App, Authz, Envoy, Reply, start_app, start_authz, start_envoy
 
 GOOGLE_CLIENT = "security-client.apps.googleusercontent.com"
 OIDC_AUDIENCE = "mcp-pa"
@@ -143,42 +141,6 @@ class FaultyProviders(FakeProviders):
         self.closed.clear()
 
 
-class PostgresControl:
-    """The stack's own PostgreSQL: stop it (fast shutdown, connections cut) and start it again."""
-
-    def __init__(self, datadir: Path) -> None:
-        self.server: PostgresServer = pgserver.get_server(datadir, cleanup_mode="stop")
-        self.dsn = self.server.get_uri()
-
-    def stop(self) -> None:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
-
-    def start(self) -> None:
-        with PostgresServer._lock:
-            self.server.ensure_postgres_running()
-        assert self.server.get_uri() == self.dsn, "PostgreSQL came back on another socket"
-
-    def cleanup(self) -> None:
-        self.server.cleanup()
-
-
-class App(Authz):
-    """`mcp-pa app` as a child process: the same handle (port, process, log) as the authz service's."""
-
-
-def start_app(directory: Path, dsn: str, public_url: str, env: Mapping[str, str]) -> App:
-    """The app with the same provider settings as the authz service (its metadata names them)."""
-    port = free_port()
-    log_path = directory / "app.log"
-    proc = start_listening(
-        mcp_pa_command("app", "--listen", f"127.0.0.1:{port}"),
-        port,
-        env={**env, "MCP_HTTP_DATABASE_CONNECTION_STRING": dsn, "MCP_HTTP_PUBLIC_URL": public_url, "MCP_HTTP_ENVIRONMENT": "development"},
-        log=log_path,
-    )
-    return App(port, proc, log_path)
-
-
 @dataclass
 class Stack:
     """Every part of the running system and the ways tests reach it."""
@@ -187,7 +149,7 @@ class Stack:
     envoy: Envoy
     authz: Authz
     app: App
-    postgres: PostgresControl
+    postgres: EmbeddedPostgres
     fake: FaultyProviders
     trap: RequestTrap
     keys_file: Path
@@ -288,19 +250,21 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     keys_file, tenants_file = directory / "keys.yaml", directory / "tenants.yaml"
     keys_file.write_text(keys_file_text())
     tenants_file.write_text(tenants_file_text())
-    # Outside pytest's temp root: every pytest run (other suites run side by side) resets that
-    # root to mode 0700, which locks out the unprivileged user pgserver runs PostgreSQL as.
-    pg_root = Path(tempfile.mkdtemp(prefix="mcp-pa-security-pg-"))
-    pg_root.chmod(0o755)
-    postgres = PostgresControl(pg_root / "pgdata")
-    fake = FaultyProviders().start()
-    fake.issuer("/google", issuer=GOOGLE_ISSUER)
-    fake.issuer("/auth0", issuer=f"{fake.url}/auth0/")
-    fake.issuer("/oidc", alg="ES256")
-    fake.add_github_app(*GITHUB_APP)
-    trap = RequestTrap()
     started: list[Any] = []
-    try:
+    with ExitStack() as resources:
+        # Outside pytest's temp root (see scratch_dir); the stack's own server, so that the fault
+        # tests may stop and restart it without touching the session database other suites share.
+        pg_root = resources.enter_context(scratch_dir("mcp-pa-security-pg-"))
+        postgres = resources.enter_context(EmbeddedPostgres(pg_root / "pgdata"))
+        fake = FaultyProviders().start()
+        resources.callback(fake.stop)
+        fake.issuer("/google", issuer=GOOGLE_ISSUER)
+        fake.issuer("/auth0", issuer=f"{fake.url}/auth0/")
+        fake.issuer("/oidc", alg="ES256")
+        fake.add_github_app(*GITHUB_APP)
+        trap = RequestTrap()
+        resources.callback(trap.close)
+        resources.callback(_stop_in_parallel, started)
         https_port, authz_port = free_port(), free_port()
         public_url = f"https://localhost:{https_port}"
         env = authz_environment(fake, public_url, keys_file, tenants_file)
@@ -323,14 +287,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack = Stack(directory, envoy, authz, app, postgres, fake, trap, keys_file, tenants_file, env)
         yield stack
         started[1] = stack.authz  # a test may have restarted it
-    finally:
-        # In parallel: each part may take its grace period to stop.
-        with ThreadPoolExecutor(len(started) or 1) as pool:
-            list(pool.map(lambda part: part.stop(), started))
-        trap.close()
-        fake.stop()
-        postgres.cleanup()
-        shutil.rmtree(pg_root, ignore_errors=True)
+
+
+def _stop_in_parallel(parts: list[Any]) -> None:
+    """Each part may take its grace period to stop: stop them side by side."""
+    with ThreadPoolExecutor(len(parts) or 1) as pool:
+        list(pool.map(lambda part: part.stop(), parts))
 
 
 def new_name(prefix: str) -> str:

@@ -22,7 +22,6 @@ from authz_service.providers.jwt import LEEWAY_SECONDS
 from mcp_pa.core import contract
 from mcp_pa.up.certs import ensure_dev_certs
 from mcp_pa.up.envoy_config import RateLimit
-from tests.envoy.conftest import Envoy, Reply, assert_security_headers, start_envoy
 from tests.fakes import SigningKey, b64url, forge
 from tests.security.conftest import (
     DENIED_DOMAIN,
@@ -37,6 +36,7 @@ from tests.security.conftest import (
     new_name,
     tool_call,
 )
+from tests.support.stack import Envoy, Reply, assert_security_headers, start_envoy
 
 WHOAMI = json.dumps(tool_call("whoami")).encode()
 ATTACKER = SigningKey("RS256")

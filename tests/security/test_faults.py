@@ -24,9 +24,7 @@ import pytest
 
 from authz_service.providers.apikey import key_hash
 from mcp_pa.core import contract
-from tests.envoy.conftest import Reply
 from tests.fakes import FakeGitHubUser
-from tests.helpers import free_port, mcp_pa_command
 from tests.security.conftest import (
     GITHUB_APP,
     GOOGLE_CLIENT,
@@ -40,6 +38,8 @@ from tests.security.conftest import (
     mcp_headers,
     tool_call,
 )
+from tests.support.processes import free_port, mcp_pa_command
+from tests.support.stack import Reply
 
 WHOAMI = json.dumps(tool_call("whoami")).encode()
 ROTATIONS = 2
