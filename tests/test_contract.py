@@ -5,7 +5,6 @@ import pytest
 from mcp_pa.core import contract
 from mcp_pa.core.contract import Identity
 
-
 VALID_TENANT_IDS = ["a", "z", "example_com", "a1", "a_", "u___3f2a9c", "t" + "x" * 47]
 INVALID_TENANT_IDS = {
     "empty": "",

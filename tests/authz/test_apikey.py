@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
+import logging
 import os
 import stat
 import subprocess
@@ -14,10 +14,11 @@ from typing import AsyncIterator
 import pytest
 
 from authz_service.config_files import parse_keys
+from authz_service.server import start
 from mcp_pa.api_key import parse_expires
 from mcp_pa.core import contract
 from tests.authz.conftest import STATIC_KEY, AuthzClient, make_settings, serve
-from tests.fakes import FakeProviders
+from tests.fakes import FakeClock, FakeProviders
 from tests.helpers import REPO, mcp_pa_command
 
 KEY_READER = "mcp_sk_reader-key-0123456789abcdefghijklmnopqrstuv"
@@ -46,10 +47,15 @@ BASE_KEYS = keys_yaml(
 
 
 @pytest.fixture
-async def keyed(fake: FakeProviders, tmp_path: Path) -> AsyncIterator[tuple[AuthzClient, Path]]:
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def keyed(fake: FakeProviders, tmp_path: Path, clock: FakeClock) -> AsyncIterator[tuple[AuthzClient, Path]]:
     path = tmp_path / "keys.yaml"
     path.write_text(BASE_KEYS)
-    client = await serve(make_settings(fake, api_keys_file=path, failure_cache_ttl=10))
+    client = AuthzClient(await start(make_settings(fake, api_keys_file=path, failure_cache_ttl=10), "127.0.0.1:0", clock=clock))
     yield client, path
     await client.close()
 
@@ -87,22 +93,28 @@ async def test_bad_api_key_is_rejected_with_401(keyed: tuple[AuthzClient, Path],
     assert reason in d.body["error_description"]
 
 
-async def test_changed_keys_file_is_picked_up_and_revocation_beats_the_cache(keyed: tuple[AuthzClient, Path]) -> None:
+async def test_changed_keys_file_is_picked_up_and_revocation_beats_the_cache(keyed: tuple[AuthzClient, Path], clock: FakeClock) -> None:
     client, path = keyed
     assert (await client.check({"x-api-key": KEY_READER})).allowed
     assert (await client.check({"x-api-key": KEY_LATER})).status == 401  # refusal now cached
     path.write_text(keys_yaml(entry("reader", KEY_READER, extra="    disabled: true\n"), entry("later", KEY_LATER, tenant="ops", permissions="read,write")))
-    await asyncio.sleep(1.1)  # the file is checked at most once per second
+    clock.advance(0.5)  # the file is checked at most once per second: not yet
+    assert (await client.check({"x-api-key": KEY_LATER})).status == 401
+    clock.advance(0.6)
     d = await client.check({"x-api-key": KEY_LATER})
     assert d.allowed and d.headers[contract.HEADER_TENANT_ID] == "ops"
     assert (await client.check({"x-api-key": KEY_READER})).status == 401
 
 
-async def test_invalid_new_keys_file_keeps_the_last_good_keys(keyed: tuple[AuthzClient, Path]) -> None:
+async def test_invalid_new_keys_file_keeps_the_last_good_keys(keyed: tuple[AuthzClient, Path], clock: FakeClock, caplog: pytest.LogCaptureFixture) -> None:
     client, path = keyed
     path.write_text("keys:\n  - id: broken\n    sha256: nothex\n")
-    await asyncio.sleep(1.1)
-    assert (await client.check({"x-api-key": KEY_READER})).allowed
+    clock.advance(1.1)
+    with caplog.at_level(logging.ERROR, logger="authz.files"):
+        assert (await client.check({"x-api-key": KEY_READER})).allowed
+    # The new version was read (not merely skipped) and refused with the field it got wrong.
+    reasons = [r.reason for r in caplog.records if r.name == "authz.files"]
+    assert reasons == ["keys[0].sha256: must be 64 hex digits (the SHA-256 of the key); keys[0].tenant: is required"]
 
 
 @pytest.mark.parametrize(

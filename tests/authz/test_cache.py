@@ -5,8 +5,15 @@ from __future__ import annotations
 import asyncio
 import time
 
+from authz_service.server import start
+from mcp_pa.core.settings import Settings
 from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, AuthzClient, issuer, make_settings, serve
-from tests.fakes import FakeProviders
+from tests.fakes import FakeClock, FakeProviders
+
+
+async def serve_on(settings: Settings, clock: FakeClock) -> AuthzClient:
+    """The service with every clock of its pipeline replaced by `clock`."""
+    return AuthzClient(await start(settings, "127.0.0.1:0", clock=clock))
 
 
 async def test_repeated_token_makes_no_second_provider_call(fake: FakeProviders, authz: AuthzClient) -> None:
@@ -17,16 +24,22 @@ async def test_repeated_token_makes_no_second_provider_call(fake: FakeProviders,
     assert fake.count("/google/tokeninfo") - before == 1
 
 
-async def test_token_expiry_bounds_the_cache_lifetime(fake: FakeProviders, authz: AuthzClient) -> None:
-    fake.add_google_token("ya29.short-lived", sub="c-2", aud=GOOGLE_CLIENT, expires_in=1)
-    before = fake.count("/google/tokeninfo")
-    assert (await authz.bearer("ya29.short-lived")).allowed
-    assert (await authz.bearer("ya29.short-lived")).allowed
-    assert fake.count("/google/tokeninfo") - before == 1
-    await asyncio.sleep(1.2)
-    fake.google_tokens.pop("ya29.short-lived")  # Google forgets expired tokens
-    assert (await authz.bearer("ya29.short-lived")).status == 401
-    assert fake.count("/google/tokeninfo") - before == 2
+async def test_token_expiry_bounds_the_cache_lifetime(fake: FakeProviders) -> None:
+    clock = FakeClock()
+    client = await serve_on(make_settings(fake), clock)
+    try:
+        fake.add_google_token("ya29.short-lived", sub="c-2", aud=GOOGLE_CLIENT, expires_in=60)
+        before = fake.count("/google/tokeninfo")
+        assert (await client.bearer("ya29.short-lived")).allowed
+        clock.advance(59)  # inside the token's lifetime: still the cached identity
+        assert (await client.bearer("ya29.short-lived")).allowed
+        assert fake.count("/google/tokeninfo") - before == 1
+        clock.advance(2)  # past exp, well inside the 300 s cache TTL
+        fake.google_tokens.pop("ya29.short-lived")  # Google forgets expired tokens
+        assert (await client.bearer("ya29.short-lived")).status == 401
+        assert fake.count("/google/tokeninfo") - before == 2
+    finally:
+        await client.close()
 
 
 async def test_cache_ttl_setting_bounds_the_cache_lifetime(fake: FakeProviders) -> None:
@@ -94,15 +107,20 @@ async def test_outage_keeps_cached_identities_working_and_sends_new_opaque_token
 
 async def test_key_rotation_is_accepted_after_one_jwks_refetch(fake: FakeProviders) -> None:
     rotating = fake.issuer("/rotating")
-    client = await serve(make_settings(fake, auth0_issuer=rotating.issuer + "/", auth0_jwks_url=rotating.jwks_url, jwks_refetch_cooldown=1.0))
+    clock = FakeClock()
+    client = await serve_on(make_settings(fake, auth0_issuer=rotating.issuer + "/", auth0_jwks_url=rotating.jwks_url, jwks_refetch_cooldown=30.0), clock)
     rotating.issuer += "/"
     try:
         old_token = rotating.mint(AUTH0_AUDIENCE, sub="auth0|rot")
         assert (await client.bearer(old_token)).allowed
         assert fake.count("/rotating/jwks") == 1
         new_key = rotating.rotate()
-        await asyncio.sleep(1.1)  # past the unknown-kid cooldown since the first fetch
-        d = await client.bearer(rotating.mint(AUTH0_AUDIENCE, sub="auth0|rot2", key=new_key))
+        new_token = rotating.mint(AUTH0_AUDIENCE, sub="auth0|rot2", key=new_key)
+        clock.advance(29)  # inside the unknown-kid cooldown since the first fetch: no refetch yet
+        assert (await client.bearer(new_token)).status == 401
+        assert fake.count("/rotating/jwks") == 1
+        clock.advance(2)  # past it (a different token: the refusal above is cached)
+        d = await client.bearer(rotating.mint(AUTH0_AUDIENCE, sub="auth0|rot3", key=new_key))
         assert d.allowed, d.body
         assert fake.count("/rotating/jwks") == 2
         assert (await client.bearer(old_token)).allowed  # still cached until it expires

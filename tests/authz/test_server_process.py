@@ -73,7 +73,10 @@ def test_check_allows_the_configured_api_key_and_refuses_others(process: Process
 
 
 def test_metrics_count_checks_by_result_and_provider(process: Process) -> None:
-    process.check({"x-api-key": STATIC_KEY})
+    # Its own allow (twice: the second is a cache hit) and refusal, whatever ran before it.
+    for _ in range(2):
+        assert process.check({"x-api-key": STATIC_KEY}).allowed
+    assert process.check({"authorization": f"Bearer {BAD_TOKEN}"}).status == 401
     text = httpx.get(f"http://127.0.0.1:{process.metrics_port}/metrics", timeout=10).text
     assert 'mcp_pa_authz_checks_total{provider="apikey",result="allow"}' in text
     assert 'mcp_pa_authz_checks_total{provider="apikey",result="401"}' in text

@@ -40,7 +40,8 @@ def test_long_or_odd_domains_get_a_hashed_id_within_48_characters() -> None:
 
 
 _label = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?", fullmatch=True)
-_domain = st.builds(lambda first, rest: ".".join([first, *rest]), st.from_regex(r"[a-z][a-z0-9-]{0,15}[a-z0-9]", fullmatch=True), st.lists(_label, min_size=1, max_size=3))
+_first_label = st.from_regex(r"[a-z][a-z0-9-]{0,15}[a-z0-9]", fullmatch=True)
+_domain = st.builds(lambda first, rest: ".".join([first, *rest]), _first_label, st.lists(_label, min_size=1, max_size=3))
 
 
 @settings(max_examples=300, deadline=None)

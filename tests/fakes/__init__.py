@@ -9,7 +9,8 @@
         settings_env = fake.settings_env()             # MCP_HTTP_* overrides pointing here
 """
 
+from tests.fakes.clock import FakeClock
 from tests.fakes.providers import FakeGitHubUser, FakeIssuer, FakeProviders, RequestTrap
 from tests.fakes.tokens import SigningKey, b64url, forge
 
-__all__ = ["FakeGitHubUser", "FakeIssuer", "FakeProviders", "RequestTrap", "SigningKey", "b64url", "forge"]
+__all__ = ["FakeClock", "FakeGitHubUser", "FakeIssuer", "FakeProviders", "RequestTrap", "SigningKey", "b64url", "forge"]

@@ -9,6 +9,7 @@ any path prefix can be made to fail (HTTP status, or hang past the client's time
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import threading
 import time
@@ -236,10 +237,8 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
             for key, value in extra.items():
                 self.send_header(key, value)
             self.end_headers()
-            try:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up (timeout tests)
                 self.wfile.write(data)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout tests); nothing to report
 
         def do_GET(self) -> None:  # noqa: N802
             self._serve("GET")
