@@ -17,9 +17,11 @@ from mcp_pa.core import contract
 async def list_tool_names(mcp_url: str, api_key: str, ca: Path | None) -> set[str]:
     """tools/list through the real front door with the official MCP client, trusting only `ca`."""
     verify: ssl.SSLContext | bool = ssl.create_default_context(cafile=str(ca)) if ca else True
-    async with httpx2.AsyncClient(headers={contract.HEADER_API_KEY: api_key}, verify=verify, timeout=30) as http:
-        async with Client(streamable_http_client(mcp_url, http_client=http), cache=None) as client:
-            result = await client.list_tools()
+    async with (
+        httpx2.AsyncClient(headers={contract.HEADER_API_KEY: api_key}, verify=verify, timeout=30) as http,
+        Client(streamable_http_client(mcp_url, http_client=http), cache=None) as client,
+    ):
+        result = await client.list_tools()
     return {tool.name for tool in result.tools}
 
 

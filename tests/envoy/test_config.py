@@ -108,7 +108,7 @@ def test_canonical_ext_authz_fails_closed_with_a_bounded_timeout() -> None:
 
 def test_canonical_ports_match_the_contract() -> None:
     canonical = envoy_config.load_config()
-    ports = {l["name"]: l["address"]["socket_address"]["port_value"] for l in canonical["static_resources"]["listeners"]}
+    ports = {listener["name"]: listener["address"]["socket_address"]["port_value"] for listener in canonical["static_resources"]["listeners"]}
     assert ports == {"https": contract.DEFAULT_HTTPS_PORT, "http": contract.DEFAULT_HTTP_PORT}
     endpoints = {
         c["name"]: c["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]["socket_address"]

@@ -132,7 +132,11 @@ def test_check_with_a_raw_header_map_is_never_allowed_without_a_credential(check
 
 
 @fuzz(100)
-@given(others=OTHER_HEADERS, method=st.sampled_from([None, "tools/call", "resources/read", "initialize"]) | UNICODE, name=st.sampled_from(list(contract.TOOL_PERMISSIONS)) | UNICODE)
+@given(
+    others=OTHER_HEADERS,
+    method=st.sampled_from([None, "tools/call", "resources/read", "initialize"]) | UNICODE,
+    name=st.sampled_from(list(contract.TOOL_PERMISSIONS)) | UNICODE,
+)
 def test_check_with_a_valid_key_asserts_only_that_keys_identity(check_stub: Any, others: dict[str, str], method: str | None, name: str) -> None:
     headers = {**others, **api_key("reader")}
     headers.pop(contract.HEADER_MCP_METHOD, None)
