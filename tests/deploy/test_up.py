@@ -9,9 +9,8 @@ import socket
 import ssl
 import stat
 import subprocess
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -20,27 +19,47 @@ import psutil
 import pytest
 
 from mcp_pa.core import contract
+from mcp_pa.up.stack import Ports
 from tests.deploy.conftest import alive, alive_processes, clean_env, list_tool_names
-from tests.helpers import REPO, free_port, mcp_pa_command, scratch_dir
+from tests.support.processes import REPO, Service, StackError, free_port, mcp_pa_command, scratch_dir
 
 START_TIMEOUT = 120.0  # two busy cores shared with other suites: generous, never asserted on
 
 
+READY_LINE = "Ctrl-C stops everything"  # the last line `up` prints once every part is ready
+
+
 @dataclass
 class Up:
-    """A running `mcp-pa up`: its process, everything it printed, and what it printed for clients."""
+    """A running `mcp-pa up`: the service, its ports, and what it printed (for clients, too)."""
 
-    proc: subprocess.Popen[str]
+    service: Service
     state_dir: Path
-    https_port: int
-    http_port: int
-    lines: list[str] = field(default_factory=list)
+    ports: Ports
     seconds_to_ready: float = 0.0
     children: list[psutil.Process] = field(default_factory=list)
 
+    @property
+    def proc(self) -> subprocess.Popen[bytes]:
+        assert self.service.proc is not None
+        return self.service.proc
+
+    @property
+    def https_port(self) -> int:
+        return self.ports.https
+
+    @property
+    def http_port(self) -> int:
+        return self.ports.http
+
+    @property
+    def lines(self) -> list[str]:
+        return self.service.log.read_text(errors="replace").splitlines()
+
     def printed(self, prefix: str) -> str:
-        found = [line[len(prefix):].strip() for line in self.lines if line.startswith(prefix)]
-        assert found, f"`mcp-pa up` never printed {prefix!r}; output:\n" + "\n".join(self.lines)
+        lines = self.lines
+        found = [line[len(prefix):].strip() for line in lines if line.startswith(prefix)]
+        assert found, f"`mcp-pa up` never printed {prefix!r}; output:\n" + "\n".join(lines)
         return found[0]
 
     @property
@@ -50,55 +69,29 @@ class Up:
         return Path(match.group(1))
 
 
-def _read_until_ready(up: Up, timeout: float) -> None:
-    done = threading.Event()
-
-    def pump() -> None:
-        assert up.proc.stdout is not None
-        for line in up.proc.stdout:
-            up.lines.append(line.rstrip("\n"))
-            if line.startswith("Ctrl-C stops everything"):
-                done.set()
-        done.set()
-
-    threading.Thread(target=pump, daemon=True).start()
-    if not done.wait(timeout) or up.proc.poll() is not None:
-        up.proc.kill()
-        pytest.fail("`mcp-pa up` did not get ready:\n" + "\n".join(up.lines))
-
-
 @contextlib.contextmanager
 def running_up(
-    state_dir: Path, *flags: str, mcp_pa: Sequence[str] = (), cwd: Path = REPO, **env: str,
+    state_dir: Path, *flags: str, mcp_pa: Sequence[str] = (), cwd: Path = REPO, ports: Ports | None = None, **env: str,
 ) -> Iterator[Up]:
     """`mcp-pa up` on free ports until ready; afterwards nothing it started is left running.
 
     `mcp_pa` is the command to run (default: this interpreter's), `cwd` where to run it.
     """
-    https_port, http_port, authz_port, app_port = (free_port() for _ in range(4))
-    command = [*(mcp_pa or mcp_pa_command())] + [
-        "up", "--state-dir", str(state_dir), "--https-port", str(https_port), "--http-port", str(http_port),
-        "--authz-port", str(authz_port), "--app-port", str(app_port), *flags,
-    ]
-    started = time.monotonic()
-    proc = subprocess.Popen(
-        command, cwd=cwd, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0", **env), text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    running = Up(proc, state_dir, https_port, http_port)
+    ports = ports or Ports.free()
+    command = [*(mcp_pa or mcp_pa_command()), "up", "--state-dir", str(state_dir), *ports.up_flags(), *flags]
+    log = state_dir.with_name(f"{state_dir.name}-up.log")
+    service = Service("mcp-pa up", command, log, lambda: READY_LINE in log.read_text(errors="replace"), clean_env(**env), cwd)
+    running = Up(service, state_dir, ports)
     try:
-        _read_until_ready(running, START_TIMEOUT)
-        running.seconds_to_ready = time.monotonic() - started
-        running.children = psutil.Process(proc.pid).children(recursive=True)
+        try:
+            running.seconds_to_ready = service.start().wait_ready(START_TIMEOUT)  # process start to banner
+        except StackError:
+            pytest.fail("`mcp-pa up` did not get ready:\n" + (log.read_text(errors="replace") if log.exists() else "(no output)"))
+        running.children = psutil.Process(running.proc.pid).children(recursive=True)
         yield running
     finally:
-        if proc.poll() is None:  # a test failed before stopping it: still leave nothing behind
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        for child in alive_processes(running.children):
+        service.stop(timeout=30)  # `up` alone in its group: it stops its children itself
+        for child in alive_processes(running.children):  # a test failed before stopping it: leave nothing behind
             child.kill()
 
 
@@ -110,7 +103,7 @@ def state_root() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def up(state_root: Path) -> Iterator[Up]:
-    with running_up(state_root / "up") as running:
+    with running_up(state_root / "up", ports=Ports.free(authz_metrics=True)) as running:
         yield running
 
 
@@ -153,6 +146,13 @@ def test_a_wrong_key_is_answered_401(up: Up) -> None:
     assert response.status_code == 401
 
 
+def test_the_authz_metrics_port_flag_is_where_the_authz_service_serves_metrics(up: Up) -> None:
+    assert up.ports.authz_metrics != 0
+    response = httpx.get(f"http://127.0.0.1:{up.ports.authz_metrics}/metrics", timeout=10, trust_env=False)
+    assert response.status_code == 200
+    assert "mcp_pa_authz_checks_total" in response.text
+
+
 def test_sigterm_stops_every_child_and_postgres_leaving_no_process(up: Up) -> None:
     names = {" ".join(p.cmdline()[:4]) for p in up.children}
     assert any("authz" in n for n in names) and any(" app" in n for n in names) and any("envoy" in n for n in names)
@@ -170,19 +170,47 @@ def test_sigterm_stops_every_child_and_postgres_leaving_no_process(up: Up) -> No
         s.bind(("127.0.0.1", up.https_port))
 
 
+def _up_refused(state_dir: Path, ports: Ports) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        mcp_pa_command("up", "--state-dir", str(state_dir), *ports.up_flags()),
+        cwd=REPO, env=clean_env(), capture_output=True, text=True, timeout=60,
+    )
+
+
 def test_a_port_in_use_is_refused_naming_the_flag_to_change(tmp_path: Path) -> None:
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = subprocess.run(
-            mcp_pa_command("up", "--state-dir", str(tmp_path / "s"), "--https-port", str(free_port()),
-                           "--http-port", str(free_port()), "--authz-port", str(free_port()), "--app-port", str(port)),
-            cwd=REPO, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0"), capture_output=True, text=True, timeout=60,
-        )
+        result = _up_refused(tmp_path / "s", replace(Ports.free(), app=port))
     assert result.returncode == 1
     assert f"port {port}" in result.stderr and "--app-port" in result.stderr
     assert not (tmp_path / "s").exists()  # nothing was started or written
+
+
+def test_every_busy_port_is_named_with_its_flag_at_once(tmp_path: Path) -> None:
+    ports = Ports.free(authz_metrics=True)
+    busy = {ports.https: "--https-port", ports.app: "--app-port", ports.authz_metrics: "--authz-metrics-port"}
+    with contextlib.ExitStack() as held:
+        for port in busy:
+            listener = held.enter_context(socket.socket())
+            listener.bind(("127.0.0.1", port))
+            listener.listen()
+        result = _up_refused(tmp_path / "s", ports)
+    assert result.returncode == 1
+    for port, flag in busy.items():
+        assert re.search(rf"port {port} \(127\.0\.0\.1\) is already in use.*{flag}", result.stderr), result.stderr
+    assert f"port {ports.http} " not in result.stderr and f"port {ports.authz} " not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_port_given_twice_is_refused_naming_both_flags(tmp_path: Path) -> None:
+    ports = Ports.free(authz_metrics=True)
+    result = _up_refused(tmp_path / "s", replace(ports, authz_metrics=ports.authz))
+    assert result.returncode == 1
+    assert f"--authz-metrics-port and --authz-port are both {ports.authz}" in result.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_production_without_a_tls_proxy_is_refused_instead_of_serving_the_dev_certificate(tmp_path: Path) -> None:
@@ -199,11 +227,7 @@ def test_production_without_a_tls_proxy_is_refused_instead_of_serving_the_dev_ce
 
 def test_an_unusable_state_dir_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
-    result = subprocess.run(
-        mcp_pa_command("up", "--state-dir", str(tmp_path / "file" / "state"), "--https-port", str(free_port()),
-                       "--http-port", str(free_port()), "--authz-port", str(free_port()), "--app-port", str(free_port())),
-        cwd=REPO, env=clean_env(MCP_HTTP_AUTHZ_METRICS_PORT="0"), capture_output=True, text=True, timeout=60,
-    )
+    result = _up_refused(tmp_path / "file" / "state", Ports.free())
     assert result.returncode == 1
     assert "Not a directory" in result.stderr and "Traceback" not in result.stderr
 
@@ -213,7 +237,6 @@ def test_a_child_that_dies_stops_the_stack_and_is_named_with_its_log(state_root:
         app = next(p for p in stack.children if "app" in p.cmdline()[3:4])
         app.kill()
         assert stack.proc.wait(60) == 1
-        time.sleep(0.5)  # the reader thread drains the last lines
         output = "\n".join(stack.lines)
         assert re.search(r"app was killed by SIGKILL; last lines of \S+app\.log", output), output
         assert "stopping envoy" in output and "stopping authz" in output
