@@ -10,17 +10,18 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from bench.load import BenchError
+from mcp_pa.core import contract
+from mcp_pa.health import http_ok
 from mcp_pa.up import envoy_config
-from tests.helpers import free_port, mcp_pa_command, start_process, stop_process, wait_for_port
+from mcp_pa.up.stack import EmbeddedPostgres, Probe, Service, StackError, all_of, envoy_service, free_ports, mcp_pa_command, port_open
 
 START_TIMEOUT = 90.0  # two busy cores may be starting several Python processes at once
+REPO = Path(__file__).resolve().parent.parent
 
 
 def rss_mb(pid: int) -> float:
@@ -35,7 +36,7 @@ def rss_mb(pid: int) -> float:
 class Authz:
     """A running `mcp-pa authz`: its process (a worker itself when workers=1) and ports."""
 
-    proc: subprocess.Popen
+    proc: subprocess.Popen[bytes]
     port: int
     metrics_ports: list[int]
 
@@ -45,7 +46,7 @@ class Authz:
 
 
 class Stack(contextlib.ExitStack):
-    """Child processes stopped (process group SIGTERM, then SIGKILL) when the block ends."""
+    """Services of mcp_pa.up.stack, each stopped (process group SIGTERM, then SIGKILL) when the block ends."""
 
     def __init__(self, logs: Path, env: dict[str, str] | None = None) -> None:
         super().__init__()
@@ -53,66 +54,52 @@ class Stack(contextlib.ExitStack):
         self.env = env or {}
         logs.mkdir(parents=True, exist_ok=True)
 
-    def process(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
-        proc = start_process(cmd, env={**self.env, **(env or {})}, log=self.logs / f"{name}.log")
-        self.callback(stop_process, proc)
-        return proc
-
-    def fail(self, name: str, why: str) -> BenchError:
-        tail = (self.logs / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
-        return BenchError(f"{name}: {why}\n  " + "\n  ".join(tail))
-
-    def authz(self, name: str, port: int, workers: int = 1, env: dict[str, str] | None = None) -> "Authz":
-        """`mcp-pa authz` on port; ready when every worker's metrics port answers."""
-        metrics = free_port()
-        proc = self.process(name, mcp_pa_command("authz", "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
-                                                 "--metrics-port", str(metrics)), env)
+    def run(self, service: Service) -> subprocess.Popen[bytes]:
+        """Start a service, wait until ready; a failure is a BenchError carrying its log tail."""
+        self.callback(service.stop)
         try:
-            wait_for_port(port, timeout=START_TIMEOUT, proc=proc)
-            for index in range(workers):
-                wait_for_port(metrics + index, timeout=START_TIMEOUT, proc=proc)
-        except (TimeoutError, RuntimeError) as exc:
-            raise self.fail(name, str(exc)) from exc
-        return Authz(proc, port, [metrics + i for i in range(workers)])
+            service.run(START_TIMEOUT)
+        except StackError as exc:
+            raise BenchError(str(exc)) from exc
+        assert service.proc is not None
+        return service.proc
 
-    def floor(self, port: int, uvloop: bool = False) -> subprocess.Popen:
+    def process(self, name: str, cmd: list[str], ready: Probe, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        full_env = {**os.environ, **self.env, **(env or {})}
+        return self.run(Service(name, cmd, self.logs / f"{name}.log", ready, full_env, cwd=REPO))
+
+    def authz(self, name: str, port: int, workers: int = 1, env: dict[str, str] | None = None) -> Authz:
+        """`mcp-pa authz` on port; ready when every worker's metrics port answers."""
+        metrics = free_ports(1)[0]
+        metrics_ports = [metrics + i for i in range(workers)]
+        ready = all_of(port_open(port), *(port_open(p) for p in metrics_ports))
+        proc = self.process(name, mcp_pa_command("authz", "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
+                                                 "--metrics-port", str(metrics)), ready, env)
+        return Authz(proc, port, metrics_ports)
+
+    def floor(self, port: int, uvloop: bool = False) -> subprocess.Popen[bytes]:
         name = "floor-uvloop" if uvloop else "floor"
-        proc = self.process(name, [sys.executable, "-m", "bench.floor_server", "--listen", f"127.0.0.1:{port}",
-                                   *(["--uvloop"] if uvloop else [])])
-        wait_for_port(port, timeout=START_TIMEOUT, proc=proc)
-        return proc
+        return self.process(name, [sys.executable, "-m", "bench.floor_server", "--listen", f"127.0.0.1:{port}",
+                                   *(["--uvloop"] if uvloop else [])], port_open(port))
 
-    def envoy(self, name: str, config: dict[str, Any], admin_port: int, directory: Path) -> subprocess.Popen:
+    def envoy(self, name: str, config: dict[str, Any], admin_port: int, directory: Path) -> subprocess.Popen[bytes]:
         """Envoy with one worker thread: the two cores are shared with the load generator and Python."""
         path = directory / f"{name}.yaml"
         path.write_text(envoy_config.dump(config))
-        proc = self.process(name, envoy_config.envoy_command(path, concurrency=1))
-        try:
-            envoy_config.wait_until_ready(admin_port, timeout=START_TIMEOUT, proc=proc)
-        except (TimeoutError, RuntimeError) as exc:
-            raise self.fail(name, str(exc)) from exc
-        return proc
+        return self.run(envoy_service(name, path, self.logs / f"{name}.log", admin_port, concurrency=1))
 
-    def app(self, port: int, env: dict[str, str]) -> subprocess.Popen:
+    def app(self, port: int, env: dict[str, str]) -> subprocess.Popen[bytes]:
         """`mcp-pa app`; ready when /readyz answers 200 (the database is reachable)."""
-        proc = self.process("app", mcp_pa_command("app", "--listen", f"127.0.0.1:{port}"), env)
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise self.fail("app", f"exited with {proc.returncode}")
-            with contextlib.suppress(OSError), urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
-                if response.status == 200:
-                    return proc
-            time.sleep(0.1)
-        raise self.fail("app", "not ready")
+        return self.process("app", mcp_pa_command("app", "--listen", f"127.0.0.1:{port}"),
+                            http_ok(f"http://127.0.0.1:{port}{contract.READYZ_PATH}"), env)
 
     def postgres(self, datadir: Path) -> str:
         """An embedded PostgreSQL 16 (pgserver); its DSN."""
-        import pgserver
-
-        server = pgserver.get_server(datadir, cleanup_mode="stop")
-        self.callback(server.cleanup)
-        return server.get_uri()
+        try:
+            postgres = self.enter_context(EmbeddedPostgres(datadir))
+        except StackError as exc:
+            raise BenchError(str(exc)) from exc
+        return postgres.dsn
 
 
 @contextlib.contextmanager
@@ -149,4 +136,4 @@ def cpu_seconds(pid: int) -> float:
 
 
 def ports(count: int) -> list[int]:
-    return [free_port() for _ in range(count)]
+    return free_ports(count)
