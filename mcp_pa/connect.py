@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import json
 import logging
 import os
@@ -323,7 +324,7 @@ class Bridge:
                 if isinstance(message, dict) and _is_request(message):
                     request_id = message["id"]
                     self._in_flight[request_id] = _InFlight(task, self._modern_version(message) is not None)
-                    task.add_done_callback(lambda done, rid=request_id: self._forget(rid, done))
+                    task.add_done_callback(functools.partial(self._forget, request_id))
 
     def _forget(self, request_id: Any, task: asyncio.Task[None]) -> None:
         # Only this task's entry: a client may reuse an id once its request is answered.
@@ -462,9 +463,13 @@ class Bridge:
     def _remember_version(self, answer: Any) -> None:
         # A handshake-era initialize result names the version every later request must carry.
         result = answer.get("result") if isinstance(answer, dict) else None
-        if isinstance(result, dict) and isinstance(result.get("protocolVersion"), str) and "serverInfo" in result:
-            if result["protocolVersion"] not in MODERN_PROTOCOL_VERSIONS:
-                self.protocol_version = result["protocolVersion"]
+        if (
+            isinstance(result, dict)
+            and isinstance(result.get("protocolVersion"), str)
+            and "serverInfo" in result
+            and result["protocolVersion"] not in MODERN_PROTOCOL_VERSIONS
+        ):
+            self.protocol_version = result["protocolVersion"]
 
 
 # --- process plumbing -----------------------------------------------------------------------
