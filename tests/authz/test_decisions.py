@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
+from authz_service.models import Credential
+from authz_service.providers import Provider
 from mcp_pa.core import contract
 from tests.authz.conftest import AUTH0_AUDIENCE, RESOURCE_METADATA, STATIC_KEY, AuthzClient, issuer, make_settings, serve
 from tests.fakes import FakeProviders
@@ -155,3 +158,30 @@ async def test_description_with_quotes_cannot_break_the_www_authenticate_header(
 
     header = authz.running.pipeline.responder.www_authenticate(InvalidToken('bad "token" \\ é'))
     assert header is not None and header.count('"') == 6 and "\\" not in header and "é" not in header
+
+
+@pytest.mark.parametrize(
+    ("token", "provider"),
+    [("ya29.refused-once", "google"), ("eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJodHRwczovL2V2aWwuZXhhbXBsZSJ9.c2ln", "unknown")],
+    ids=["provider-refuses", "no-provider-takes-it"],
+)
+async def test_a_refused_credential_is_routed_once_and_labelled_by_that_route(
+    fake: FakeProviders, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, token: str, provider: str
+) -> None:
+    client = await serve(make_settings(fake))
+    registry = client.running.pipeline.registry
+    routes: list[str] = []
+    route = registry.route
+
+    def counted(credential: Credential) -> Provider:
+        routes.append(credential.value)
+        return route(credential)
+
+    monkeypatch.setattr(registry, "route", counted)
+    try:
+        with caplog.at_level(logging.INFO, logger="authz.check"):
+            assert (await client.bearer(token)).status == 401
+    finally:
+        await client.close()
+    assert routes == [token]
+    assert [r.provider for r in caplog.records if r.getMessage() == "check refused"] == [provider]

@@ -8,8 +8,6 @@ count. Cross-tenant and cross-user access by id is a second table at the end of 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import http.client
 import json
 import time
@@ -22,7 +20,7 @@ from authz_service.providers.jwt import LEEWAY_SECONDS
 from mcp_pa.core import contract
 from mcp_pa.up.certs import ensure_dev_certs
 from mcp_pa.up.envoy_config import RateLimit
-from tests.fakes import SigningKey, b64url, forge
+from tests.fakes import b64url
 from tests.security.conftest import (
     DENIED_DOMAIN,
     GOOGLE_CLIENT,
@@ -36,13 +34,11 @@ from tests.security.conftest import (
     new_name,
     tool_call,
 )
+from tests.support.forgeries import FORGERIES, Forgery, Issuers
 from tests.support.stack import Envoy, Reply, assert_security_headers, start_envoy
 
 WHOAMI = json.dumps(tool_call("whoami")).encode()
-ATTACKER = SigningKey("RS256")
-ATTACKER_EC = SigningKey("ES256")
 BODY_LIMIT = 8 * 1024 * 1024  # envoy/envoy.yaml, request_body_limit
-PSYCHIC_SIGNATURE = "MAYCAQACAQA"  # DER ECDSA (r=0, s=0): CVE-2022-21449
 SPOOFED_IDENTITY = {
     contract.HEADER_USER_ID: "google:victim",
     contract.HEADER_TENANT_ID: "beta",
@@ -77,11 +73,6 @@ def get(path: str, headers: dict[str, str] | None = None) -> Callable[[Stack], R
 
 def google_claims(s: Stack, **extra: Any) -> dict[str, Any]:
     return s.google.claims(GOOGLE_CLIENT, sub="g-attack", email="gina@gmail.com", email_verified=True, **extra)
-
-
-def hs256(header: dict[str, Any], payload: dict[str, Any], secret: bytes) -> str:
-    signing_input = f"{b64url(header)}.{b64url(payload)}"
-    return f"{signing_input}.{b64url(hmac.new(secret, signing_input.encode(), hashlib.sha256).digest())}"
 
 
 def parts(token: str) -> list[str]:
@@ -191,49 +182,25 @@ def many_headers(count: int) -> dict[str, str]:
 
 
 # ---- the table ---------------------------------------------------------------------------
-FORGED_JWT = [
-    Attack("alg-none", 401, with_token(lambda s: forge({"alg": "none", "typ": "JWT"}, google_claims(s))), bearer_challenge()),
-    Attack("alg-None-capitalised", 401, with_token(lambda s: forge({"alg": "None", "kid": s.google.key.kid}, google_claims(s)))),
-    Attack("null-signature", 401, with_token(lambda s: forge({"alg": "RS256", "kid": s.google.key.kid}, google_claims(s)))),
-    Attack(
-        "key-confusion-hs256-with-rsa-public-key",
-        401,
-        with_token(lambda s: hs256({"alg": "HS256", "kid": s.google.key.kid}, google_claims(s), s.google.key.public_pem())),
-    ),
-    Attack(
-        "embedded-jwk",
-        401,
-        with_token(lambda s: ATTACKER.sign(google_claims(s), {"jwk": ATTACKER.public_jwk()})),
-    ),
-    Attack(
-        "embedded-jwk-with-the-real-kid",
-        401,
-        with_token(lambda s: ATTACKER.sign(google_claims(s), {"kid": s.google.key.kid, "jwk": ATTACKER.public_jwk()})),
-    ),
-    Attack("jku-to-attacker-listener", 401, with_token(lambda s: ATTACKER.sign(google_claims(s), {"jku": f"{s.trap.url}/jwks"})), trap_untouched),
-    Attack("x5u-to-attacker-listener", 401, with_token(lambda s: ATTACKER.sign(google_claims(s), {"x5u": f"{s.trap.url}/cert.pem"})), trap_untouched),
-    Attack(
-        "kid-path-traversal-hs256-empty-key",
-        401,
-        with_token(lambda s: hs256({"alg": "HS256", "kid": "../../../../../../dev/null"}, google_claims(s), b"")),
-    ),
-    Attack(
-        "kid-sql-injection",
-        401,
-        with_token(lambda s: hs256({"alg": "HS256", "kid": "x' UNION SELECT 'k' --"}, google_claims(s), b"k")),
-    ),
-    Attack(
-        "psychic-es256-der-zero",
-        401,
-        with_token(lambda s: forge({"alg": "ES256", "kid": s.oidc.key.kid}, s.oidc.claims(OIDC_AUDIENCE, sub="o-psy"), PSYCHIC_SIGNATURE)),
-    ),
-    Attack(
-        "psychic-es256-raw-zero",
-        401,
-        with_token(lambda s: forge({"alg": "ES256", "kid": s.oidc.key.kid}, s.oidc.claims(OIDC_AUDIENCE, sub="o-psy"), b"\0" * 64)),
-    ),
-    Attack("attacker-key-with-the-real-kid", 401, with_token(lambda s: ATTACKER.sign(google_claims(s), {"kid": s.google.key.kid}))),
-]
+def issuers(s: Stack) -> Issuers:
+    return Issuers(s.google, GOOGLE_CLIENT, s.auth0, s.resource, s.oidc, OIDC_AUDIENCE, s.trap.url)
+
+
+def refused_because(reason: str) -> Callable[[Stack, Reply], None]:
+    def check(s: Stack, reply: Reply) -> None:
+        bearer_challenge()(s, reply)
+        assert reason in reply.json()["error_description"], reply.body[:300]
+        trap_untouched(s, reply)
+
+    return check
+
+
+def _forged(forgery: Forgery) -> Attack:
+    return Attack(forgery.id, 401, with_token(lambda s: forgery.make(issuers(s))), refused_because(forgery.reason))
+
+
+# The same table as tests/authz/test_jwt.py, here through Envoy.
+FORGED_JWT = [_forged(f) for f in FORGERIES]
 
 CLAIM_TAMPERING = [
     Attack("sub-swapped", 401, with_token(lambda s: replace_payload(s.google_token(), sub="victim"))),
@@ -245,14 +212,10 @@ CLAIM_TAMPERING = [
 ]
 
 ISSUER_AUDIENCE = [
-    Attack("google-iss-signed-by-auth0-key", 401, with_token(lambda s: s.auth0.key.sign(google_claims(s)))),
     Attack("google-iss-signed-by-oidc-key", 401, with_token(lambda s: s.oidc.key.sign(google_claims(s)))),
     Attack("auth0-token-for-another-resource", 401, with_token(lambda s: s.auth0.mint(["https://other.example/mcp"], sub="auth0|x"))),
     Attack("auth0-token-with-google-client-audience", 401, with_token(lambda s: s.auth0.mint(GOOGLE_CLIENT, sub="auth0|x"))),
-    Attack("google-id-token-for-another-client", 401, with_token(lambda s: s.google.mint("other-client.apps.googleusercontent.com", sub="g-x"))),
-    Attack("oidc-token-with-the-auth0-audience", 401, with_token(lambda s: s.oidc.mint(s.resource, sub="o-x"))),
     Attack("oidc-issuer-with-trailing-slash", 401, with_token(lambda s: s.oidc.key.sign(s.oidc.claims(OIDC_AUDIENCE) | {"iss": s.oidc.issuer + "/"}))),
-    Attack("unknown-issuer", 401, with_token(lambda s: ATTACKER.sign({**google_claims(s), "iss": "https://evil.example"}))),
     Attack("no-subject", 401, with_token(lambda s: s.google.key.sign({k: v for k, v in google_claims(s).items() if k != "sub"}))),
     Attack("not-yet-valid", 401, with_token(lambda s: s.google_token(nbf=int(time.time()) + 3600))),
 ]
