@@ -88,9 +88,9 @@ def run(bench: Bench, stack: Stack, floor_port: int, ours: Authz, ours_2w: Authz
             if case == "none":
                 continue
             # Added latency, paired per round like the throughput ratios.
-            row.value = statistics.median(m.p99_ms - b.p99_ms for m, b in zip(fixed[rate][case], base))
+            row.value = statistics.median(m.p99_ms - b.p99_ms for m, b in zip(fixed[rate][case], base, strict=True))
             row.unit = "ms added p99"
-            added_p50 = statistics.median(m.p50_ms - b.p50_ms for m, b in zip(fixed[rate][case], base))
+            added_p50 = statistics.median(m.p50_ms - b.p50_ms for m, b in zip(fixed[rate][case], base, strict=True))
             row.note = f"added p50 {added_p50:+.3f} ms; {note}"
             if row.rps is not None and row.rps < 0.95 * rate:
                 row.note += f"; rate NOT sustained ({row.rps:.0f} req/s)"

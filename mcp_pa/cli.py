@@ -56,7 +56,7 @@ def _run_health(args: argparse.Namespace) -> int:
     return health.main(args)
 
 
-def _add_up(sub: argparse._SubParsersAction) -> None:
+def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("up", help="run the whole stack on this machine (PostgreSQL, authz, app, Envoy)")
     p.add_argument("--https-port", type=int, default=contract.DEFAULT_HTTPS_PORT)
     p.add_argument("--http-port", type=int, default=contract.DEFAULT_HTTP_PORT)

