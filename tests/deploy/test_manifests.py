@@ -203,6 +203,30 @@ def test_dockerfile_installs_the_wheel_with_the_extras_of_each_target() -> None:
     assert re.search(r"FROM runtime AS all-in-one\n(?:#.*\n)*COPY --from=build-local /opt/venv /opt/venv", text)
 
 
+# --- Makefile -----------------------------------------------------------------------------------
+
+
+def _make_dry_run(*args: str) -> list[str]:
+    """What `make -n` would run, forced (-B) so the install steps show even with fresh stamps."""
+    result = subprocess.run(["make", "-n", "-B", "-C", str(REPO), *args], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if not line.startswith("make")]
+
+
+def test_make_run_installs_only_server_and_local_and_passes_args() -> None:
+    lines = _make_dry_run("run", "ARGS=--https-port 9443 --state-dir /tmp/x")
+    installs = [line for line in lines if "scripts/install.sh" in line]
+    assert installs and all(line.endswith(" server,local") for line in installs), lines
+    assert lines[-1] == ".venv/bin/mcp-pa up --https-port 9443 --state-dir /tmp/x"
+
+
+def test_make_test_installs_the_test_extra_and_runs_the_gates_before_pytest() -> None:
+    lines = _make_dry_run("test")
+    assert any(line.endswith("scripts/install.sh .venv server,local,test") for line in lines), lines
+    gates = [next(i for i, line in enumerate(lines) if tool in line) for tool in ("ruff check", "mypy", "lint-imports", "pytest")]
+    assert gates == sorted(gates), lines
+
+
 # --- README -------------------------------------------------------------------------------------
 
 
