@@ -19,7 +19,7 @@ from mcp_pa.api_key import parse_expires
 from mcp_pa.core import contract
 from tests.authz.conftest import STATIC_KEY, AuthzClient, make_settings, serve
 from tests.fakes import FakeClock, FakeProviders
-from tests.helpers import REPO, mcp_pa_command
+from tests.support.processes import REPO, mcp_pa_command
 
 KEY_READER = "mcp_sk_reader-key-0123456789abcdefghijklmnopqrstuv"
 KEY_DISABLED = "mcp_sk_disabled-key-0123456789abcdefghijklmnopqrst"

@@ -14,8 +14,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from authz_service.proto import external_auth_pb2_grpc
+from mcp_pa.up.stack import Service, all_of, port_open
 from tests.authz.conftest import STATIC_KEY, Decision, check_request, decode
-from tests.helpers import free_port, mcp_pa_command, stop_process, wait_for_port
+from tests.support.processes import REPO, free_port, mcp_pa_command
 
 BAD_TOKEN = "mcp_sk_this-secret-must-never-be-logged"
 
@@ -41,11 +42,11 @@ class Process:
             self.metrics_port = free_port()
         self.log = tmp / f"authz-{self.port}.log"
         cmd = mcp_pa_command("authz", "--listen", f"127.0.0.1:{self.port}", "--metrics-port", str(self.metrics_port), "--workers", str(workers))
-        with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(cmd, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for_port(self.port, timeout=60, proc=self.proc)
-        for worker in range(workers):  # each worker serves metrics on metrics_port + its index
-            wait_for_port(self.metrics_port + worker, timeout=60, proc=self.proc)
+        # Each worker serves metrics on metrics_port + its index.
+        ready = all_of(port_open(self.port), *(port_open(self.metrics_port + worker) for worker in range(workers)))
+        self.service = Service("authz", cmd, self.log, ready, _env(), cwd=REPO).run(60)
+        assert self.service.proc is not None
+        self.proc: subprocess.Popen[bytes] = self.service.proc
 
     def check(self, headers: dict[str, str]) -> Decision:
         with grpc.insecure_channel(f"127.0.0.1:{self.port}") as channel:
@@ -56,7 +57,7 @@ class Process:
 def process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     running = Process(tmp_path_factory.mktemp("authz"))
     yield running
-    stop_process(running.proc)
+    running.service.stop()
 
 
 def test_health_service_reports_serving(process: Process) -> None:

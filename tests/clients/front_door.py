@@ -25,7 +25,7 @@ from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
 from mcp_pa.core import contract, decisions
-from tests.helpers import free_port, wait_for_port
+from tests.support.processes import free_port, wait_for_port
 
 API_KEY = "mcp_sk_fake_front_door_key_0123456789abcdef"
 RESOURCE_METADATA = f"http://127.0.0.1{contract.PRM_MCP_PATH}"
