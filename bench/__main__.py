@@ -19,9 +19,9 @@ from bench.context import AUDIENCE, Bench
 from bench.load import BenchError, require_tools
 from bench.stack import Stack, ports
 from bench.traffic import Ed25519Signer, rs256_tokens
+from fakes.providers import FakeProviders
 from mcp_pa.core.contract import API_KEY_PREFIX
 from mcp_pa.up.certs import ensure_dev_certs
-from tests.fakes.providers import FakeProviders
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

@@ -11,8 +11,8 @@ from typing import Any, Callable, Sequence
 
 from bench.load import BenchError, H2Load, Measurement
 from bench.traffic import Ed25519Signer, oidc_env, oidc_setting
+from fakes.providers import FakeIssuer, FakeProviders
 from mcp_pa.up.certs import DevCerts
-from tests.fakes.providers import FakeIssuer, FakeProviders
 
 PUBLIC_URL = "https://localhost:8443"
 AUDIENCE = f"{PUBLIC_URL}/mcp"

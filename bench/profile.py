@@ -20,7 +20,7 @@ from bench.direct import CLIENTS, STREAMS
 from bench.load import GRPC_CONTENT_HEADERS, BenchError, H2Load, grpc_frame, require_tools
 from bench.stack import Stack, ports
 from bench.traffic import CHECK_METHOD, api_key, bearer, check_request, require_allowed
-from tests.fakes.providers import FakeProviders
+from fakes.providers import FakeProviders
 
 TOP = 25
 

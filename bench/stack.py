@@ -16,9 +16,10 @@ from typing import Any, Iterator
 
 from bench.load import BenchError
 from mcp_pa.core import contract
+from mcp_pa.core.postgres import EmbeddedPostgres, EmbeddedPostgresError
 from mcp_pa.health import http_ok
 from mcp_pa.up import envoy_config
-from mcp_pa.up.stack import EmbeddedPostgres, Probe, Service, StackError, all_of, envoy_service, free_ports, mcp_pa_command, port_open
+from mcp_pa.up.stack import Probe, Service, StackError, all_of, envoy_service, free_ports, mcp_pa_command, port_open
 
 START_TIMEOUT = 90.0  # two busy cores may be starting several Python processes at once
 REPO = Path(__file__).resolve().parent.parent
@@ -97,7 +98,7 @@ class Stack(contextlib.ExitStack):
         """An embedded PostgreSQL 16 (pgserver); its DSN."""
         try:
             postgres = self.enter_context(EmbeddedPostgres(datadir))
-        except StackError as exc:
+        except EmbeddedPostgresError as exc:
             raise BenchError(str(exc)) from exc
         return postgres.dsn
 

@@ -21,9 +21,9 @@ from google.rpc import code_pb2
 from authz_service.proto import attribute_context_pb2, external_auth_pb2
 from authz_service.server import SERVICE_NAME
 from bench.load import BenchError, Measurement, latencies_ms
+from fakes.providers import FakeIssuer
+from fakes.tokens import b64url
 from mcp_pa.core.contract import HEADER_API_KEY, HEADER_AUTHORIZATION, HEADER_MCP_METHOD, HEADER_MCP_NAME, MCP_PATH
-from tests.fakes.providers import FakeIssuer
-from tests.fakes.tokens import b64url
 
 CHECK_METHOD = f"/{SERVICE_NAME}/Check"
 

@@ -252,11 +252,9 @@ def database_dsn(settings: Settings) -> str:
     """The configured PostgreSQL URL, or an embedded PostgreSQL in the state directory."""
     if settings.database_connection_string:
         return settings.database_connection_string
-    import pgserver  # local development only; production requires a connection string
+    from mcp_pa.core.postgres import embedded_dsn  # local development only; production requires a connection string
 
-    datadir = Path(settings.state_dir) / "pgdata"
-    datadir.mkdir(parents=True, exist_ok=True)
-    return pgserver.get_server(datadir, cleanup_mode="stop").get_uri()
+    return embedded_dsn(Path(settings.state_dir))
 
 
 async def migrate_all(dsn: str) -> dict[str, list[int]]:

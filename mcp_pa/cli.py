@@ -73,7 +73,7 @@ def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(run=_run_up)
 
 
-def _add_authz(sub: argparse._SubParsersAction) -> None:
+def _add_authz(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("authz", help="run the gRPC ext_authz service alone")
     p.add_argument("--listen", default=f"127.0.0.1:{contract.DEFAULT_AUTHZ_PORT}")
     p.add_argument("--metrics-port", type=int, default=None, help="Prometheus port (default MCP_HTTP_AUTHZ_METRICS_PORT; 0 disables)")
@@ -81,13 +81,13 @@ def _add_authz(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_authz)
 
 
-def _add_app(sub: argparse._SubParsersAction) -> None:
+def _add_app(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("app", help="run the MCP app alone")
     p.add_argument("--listen", default=f"127.0.0.1:{contract.DEFAULT_APP_PORT}")
     p.set_defaults(run=_run_app)
 
 
-def _add_api_key(sub: argparse._SubParsersAction) -> None:
+def _add_api_key(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("api-key", help="manage API keys")
     keys = p.add_subparsers(dest="api_key_command", required=True)
     c = keys.add_parser("create", help="make an API key, store its hash, print the key once")
@@ -99,14 +99,14 @@ def _add_api_key(sub: argparse._SubParsersAction) -> None:
     c.set_defaults(run=_run_api_key_create)
 
 
-def _add_db(sub: argparse._SubParsersAction) -> None:
+def _add_db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("db", help="database maintenance")
     db = p.add_subparsers(dest="db_command", required=True)
     m = db.add_parser("migrate", help="upgrade every tenant schema to the newest migration")
     m.set_defaults(run=_run_db_migrate)
 
 
-def _add_connect(sub: argparse._SubParsersAction) -> None:
+def _add_connect(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("connect", help="stdio ↔ Streamable HTTP bridge for local-only MCP clients")
     p.add_argument("url")
     g = p.add_mutually_exclusive_group()
@@ -116,7 +116,7 @@ def _add_connect(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=_run_connect)
 
 
-def _add_health(sub: argparse._SubParsersAction) -> None:
+def _add_health(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("health", help="probe a service on this host: exit 0 when ready (for kubelet and compose probes)")
     p.add_argument("service", choices=("authz", "app"))
     p.add_argument("--port", type=int, default=None, help="default: the contract's port of that service")

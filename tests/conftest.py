@@ -6,7 +6,7 @@ from typing import Iterator
 
 import pytest
 
-from mcp_pa.up.stack import EmbeddedPostgres
+from mcp_pa.core.postgres import EmbeddedPostgres
 from tests.support.processes import scratch_dir
 
 

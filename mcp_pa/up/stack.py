@@ -13,20 +13,14 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from mcp_pa.core import contract
-from mcp_pa.core.settings import ENV_PREFIX
 from mcp_pa.health import http_ok
 from mcp_pa.up.envoy_config import envoy_command
-
-if TYPE_CHECKING:
-    from pgserver.postgres_server import PostgresServer
 
 LOOPBACK = "127.0.0.1"
 READY_TIMEOUT = 90.0  # generous: two busy cores may start three Python/C++ processes at once
@@ -284,52 +278,6 @@ def _die_with_parent() -> None:
 
 
 # --- the embedded PostgreSQL --------------------------------------------------------------------
-
-
-class EmbeddedPostgres:
-    """PostgreSQL 16 from the pgserver wheel in a data directory: started, or reused if it runs there."""
-
-    def __init__(self, datadir: Path) -> None:
-        with warnings.catch_warnings():
-            # platformdirs warns about XDG_RUNTIME_DIR on servers and containers; harmless here.
-            warnings.simplefilter("ignore")
-            from pgserver.postgres_server import get_server
-
-        self.datadir = datadir
-        try:
-            datadir.mkdir(parents=True, exist_ok=True)
-            self._server: PostgresServer = get_server(datadir, cleanup_mode="stop")
-        except Exception as exc:  # pgserver raises whatever initdb/pg_ctl gave it; one line is enough
-            raise StackError(
-                f"the embedded PostgreSQL did not start ({exc}); its log is in {datadir}/log. "
-                f"Or use your own: set {ENV_PREFIX}DATABASE_CONNECTION_STRING"
-            ) from exc
-        self.dsn: str = self._server.get_uri()
-
-    def stop(self) -> None:
-        """Stop the server (fast shutdown: connections cut) and keep the handle, so `start` can follow."""
-        from pgserver._commands import pg_ctl  # type: ignore[attr-defined]  # made at import, one per binary
-
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self._server.pgdata, user=self._server.system_user)
-
-    def start(self) -> None:
-        """Start it again after `stop`, on the same socket (the DSN stays valid)."""
-        from pgserver.postgres_server import PostgresServer
-
-        with PostgresServer._lock:
-            self._server.ensure_postgres_running()
-        if self._server.get_uri() != self.dsn:
-            raise StackError("the embedded PostgreSQL came back on another socket")
-
-    def close(self) -> None:
-        """Stop the server for good; the data directory stays, so the next one in it reuses the data."""
-        self._server.cleanup()
-
-    def __enter__(self) -> EmbeddedPostgres:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
 
 
 # --- Envoy --------------------------------------------------------------------------------------

@@ -22,11 +22,12 @@ from types import FrameType
 from typing import TextIO
 
 from mcp_pa.core import contract
+from mcp_pa.core.postgres import EmbeddedPostgres, EmbeddedPostgresError
 from mcp_pa.core.settings import ENV_PREFIX, Settings, get_settings
 from mcp_pa.health import grpc_serving, http_ok
 from mcp_pa.up import envoy_config
 from mcp_pa.up.certs import DevCerts, ensure_dev_certs
-from mcp_pa.up.stack import LOOPBACK, EmbeddedPostgres, Ports, PortUse, Service, StackError, busy_ports, envoy_service, mcp_pa_command
+from mcp_pa.up.stack import LOOPBACK, Ports, PortUse, Service, StackError, busy_ports, envoy_service, mcp_pa_command
 
 API_KEY_FILE = "api-key"
 WATCH_INTERVAL = 0.2
@@ -252,7 +253,7 @@ def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             raise UpError(failed.failure())
         sup.say(f"\nmcp-pa up: {signal.Signals(sup.stop_signal or signal.SIGTERM).name} received, stopping")
         return 0
-    except (UpError, StackError, OSError) as exc:  # OSError: an unusable state dir, a missing binary
+    except (UpError, StackError, EmbeddedPostgresError, OSError) as exc:  # OSError: an unusable state dir, a missing binary
         print(f"mcp-pa up: {exc}", file=sys.stderr, flush=True)
         return 1
     finally:

@@ -18,10 +18,10 @@ from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
+from fakes import FakeIssuer, FakeProviders
 from mcp_pa.core import contract
 from mcp_pa.up.certs import ensure_dev_certs
 from tests.app.conftest import RunningApp, Tools
-from tests.fakes import FakeIssuer, FakeProviders
 from tests.support.processes import free_port
 from tests.support.stack import Authz, Envoy, start_authz, start_envoy
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any, AsyncIterator, Iterator
 
 import grpc
 import pytest
 
-from authz_service.proto import attribute_context_pb2, base_pb2, external_auth_pb2, external_auth_pb2_grpc
+from authz_service.proto import external_auth_pb2_grpc
 from authz_service.server import Running, start
+from fakes import FakeGitHubUser, FakeIssuer, FakeProviders
 from mcp_pa.core.settings import Settings
-from tests.fakes import FakeGitHubUser, FakeIssuer, FakeProviders
+from tests.support.authz import Decision, check_request, decode
 
 GOOGLE_CLIENT = "google-client-1.apps.googleusercontent.com"
 AUTH0_AUDIENCE = "https://mcp.example.com/mcp"
@@ -21,35 +20,6 @@ GITHUB_APP = ("Iv1.testapp", "test-app-secret")
 STATIC_KEY = "dev-key-0123456789-abcdefghijklmnop"
 PUBLIC_URL = "https://mcp.example.com"
 RESOURCE_METADATA = f"{PUBLIC_URL}/.well-known/oauth-protected-resource/mcp"
-
-
-@dataclass
-class Decision:
-    """A CheckResponse read the way Envoy applies it."""
-
-    allowed: bool
-    status: int
-    headers: dict[str, str]
-    removed: list[str]
-    body: dict[str, Any] | None
-    raw: external_auth_pb2.CheckResponse
-
-
-def decode(response: external_auth_pb2.CheckResponse) -> Decision:
-    if response.HasField("ok_response"):
-        ok = response.ok_response
-        return Decision(True, 200, {h.header.key: h.header.value for h in ok.headers}, list(ok.headers_to_remove), None, response)
-    denied = response.denied_response
-    headers = {h.header.key: h.header.value for h in denied.headers}
-    return Decision(False, denied.status.code, headers, [], json.loads(denied.body) if denied.body else None, response)
-
-
-def check_request(headers: dict[str, str] | None = None, header_map: list[tuple[str, str]] | None = None, path: str = "/mcp") -> external_auth_pb2.CheckRequest:
-    AC = attribute_context_pb2.AttributeContext
-    http = AC.HttpRequest(id="req-1", method="POST", path=path, host="mcp.example.com", scheme="https", headers=headers or {})
-    if header_map is not None:
-        http.header_map.CopyFrom(base_pb2.HeaderMap(headers=[base_pb2.HeaderValue(key=k, value=v) for k, v in header_map]))
-    return external_auth_pb2.CheckRequest(attributes=AC(request=AC.Request(http=http)))
 
 
 class AuthzClient:

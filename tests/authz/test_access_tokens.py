@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fakes import FakeProviders
 from mcp_pa.core import contract
 from tests.authz.conftest import GOOGLE_CLIENT, AuthzClient, github_user, make_settings, serve
-from tests.fakes import FakeProviders
 
 
 async def test_google_access_token_is_allowed_with_profile_from_userinfo(fake: FakeProviders, authz: AuthzClient) -> None:

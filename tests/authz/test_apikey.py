@@ -15,10 +15,10 @@ import pytest
 
 from authz_service.config_files import parse_keys
 from authz_service.server import start
+from fakes import FakeClock, FakeProviders
 from mcp_pa.api_key import parse_expires
 from mcp_pa.core import contract
 from tests.authz.conftest import STATIC_KEY, AuthzClient, make_settings, serve
-from tests.fakes import FakeClock, FakeProviders
 from tests.support.processes import REPO, mcp_pa_command
 
 KEY_READER = "mcp_sk_reader-key-0123456789abcdefghijklmnopqrstuv"

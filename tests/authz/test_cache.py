@@ -6,9 +6,9 @@ import asyncio
 import time
 
 from authz_service.server import start
+from fakes import FakeClock, FakeProviders
 from mcp_pa.core.settings import Settings
 from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, AuthzClient, issuer, make_settings, serve
-from tests.fakes import FakeClock, FakeProviders
 
 
 async def serve_on(settings: Settings, clock: FakeClock) -> AuthzClient:
@@ -72,7 +72,7 @@ async def test_concurrent_checks_of_one_new_token_make_one_provider_call(fake: F
 async def test_a_caller_giving_up_does_not_cancel_the_shared_provider_call(fake: FakeProviders, authz: AuthzClient) -> None:
     import grpc
 
-    from tests.authz.conftest import check_request
+    from tests.support.authz import check_request
 
     fake.add_google_token("ya29.slow-but-fine", sub="c-8", aud=GOOGLE_CLIENT)
     fake.slow_down("/google/tokeninfo", 0.5)
@@ -163,7 +163,7 @@ def test_jwks_lifetime_follows_cache_control_within_bounds() -> None:
 
 def test_jwks_keeps_only_asymmetric_signing_keys_with_their_algorithms() -> None:
     from authz_service.providers.jwks import parse_jwks
-    from tests.fakes import SigningKey
+    from fakes import SigningKey
 
     rsa, ec = SigningKey("RS256"), SigningKey("ES256")
     keys = parse_jwks({"keys": [

@@ -9,9 +9,9 @@ import pytest
 
 from authz_service.models import Credential
 from authz_service.providers import Provider
+from fakes import FakeProviders
 from mcp_pa.core import contract
 from tests.authz.conftest import AUTH0_AUDIENCE, RESOURCE_METADATA, STATIC_KEY, AuthzClient, issuer, make_settings, serve
-from tests.fakes import FakeProviders
 
 
 async def test_valid_api_key_is_allowed_with_identity_headers_and_credential_removed(authz: AuthzClient) -> None:

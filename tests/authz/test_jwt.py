@@ -7,9 +7,9 @@ from typing import Callable, Iterator
 
 import pytest
 
+from fakes import FakeProviders, RequestTrap, SigningKey
 from mcp_pa.core import contract
 from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, OIDC_AUDIENCE, AuthzClient, issuer
-from tests.fakes import FakeProviders, RequestTrap, SigningKey
 from tests.support.forgeries import ATTACKER, FORGERIES, UNKNOWN_KID, Forgery, Issuers, auth0_claims
 
 # ---- happy paths ---------------------------------------------------------------------------

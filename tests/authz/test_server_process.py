@@ -15,7 +15,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from authz_service.proto import external_auth_pb2_grpc
 from mcp_pa.up.stack import Service, all_of, port_open
-from tests.authz.conftest import STATIC_KEY, Decision, check_request, decode
+from tests.authz.conftest import STATIC_KEY
+from tests.support.authz import Decision, check_request, decode
 from tests.support.processes import REPO, free_port, mcp_pa_command
 
 BAD_TOKEN = "mcp_sk_this-secret-must-never-be-logged"

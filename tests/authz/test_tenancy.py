@@ -13,9 +13,9 @@ from authz_service.errors import AccessDenied
 from authz_service.models import Principal, TenantsConfig
 from authz_service.policy import permissions_for
 from authz_service.tenancy import derive_domain_tenant, personal_tenant, resolve_tenant
+from fakes import FakeProviders
 from mcp_pa.core import contract
 from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, issuer, make_settings, serve
-from tests.fakes import FakeProviders
 
 
 def person(email: str | None, verified: bool = True, subject: str = "s1", provider: str = "google") -> Principal:

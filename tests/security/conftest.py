@@ -26,11 +26,11 @@ import pytest
 import yaml
 
 from authz_service.providers.apikey import key_hash
+from fakes import FakeIssuer, FakeProviders, RequestTrap
 from mcp_pa.core import contract
+from mcp_pa.core.postgres import EmbeddedPostgres
 from mcp_pa.up.certs import ensure_dev_certs
 from mcp_pa.up.envoy_config import RateLimit
-from mcp_pa.up.stack import EmbeddedPostgres
-from tests.fakes import FakeIssuer, FakeProviders, RequestTrap
 from tests.support.processes import free_port, scratch_dir
 from tests.support.stack import App, Authz, Envoy, Reply, start_app, start_authz, start_envoy
 

@@ -17,10 +17,10 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from authz_service.providers.jwt import LEEWAY_SECONDS
+from fakes import b64url
 from mcp_pa.core import contract
 from mcp_pa.up.certs import ensure_dev_certs
 from mcp_pa.up.envoy_config import RateLimit
-from tests.fakes import b64url
 from tests.security.conftest import (
     DENIED_DOMAIN,
     GOOGLE_CLIENT,
@@ -208,7 +208,10 @@ CLAIM_TAMPERING = [
     Attack("expired-exp-extended", 401, with_token(lambda s: replace_payload(s.google_token(lifetime=-3600), exp=int(time.time()) + 3600))),
     Attack("auth0-scope-raised", 401, with_token(lambda s: replace_payload(s.auth0_token(), permissions=["mcp:admin", "mcp:read", "mcp:write"]))),
     Attack("alg-header-switched", 401, with_token(lambda s: replace_header(s.google_token(), alg="RS512"))),
-    Attack("signature-spliced-from-another-token", 401, with_token(lambda s: ".".join(parts(s.google_token(sub="a"))[:2] + parts(s.google_token(sub="b"))[2:]))),
+    Attack(
+        "signature-spliced-from-another-token", 401,
+        with_token(lambda s: ".".join(parts(s.google_token(sub="a"))[:2] + parts(s.google_token(sub="b"))[2:])),
+    ),
 ]
 
 ISSUER_AUDIENCE = [
@@ -248,7 +251,11 @@ HEADER_SPOOFING = [
     Attack("identity-headers-on-metadata-route", 200, get(contract.PRM_MCP_PATH, SPOOFED_IDENTITY), lambda s, r: assert_body(r, resource=s.resource)),
     Attack("identity-headers-on-root-metadata-route", 200, get(contract.PRM_PATH, SPOOFED_IDENTITY), lambda s, r: assert_body(r, resource=s.resource)),
     Attack("identity-headers-on-plain-http-mcp", 301, lambda s: s.request("POST", contract.MCP_PATH, mcp_headers(SPOOFED_IDENTITY), WHOAMI, https=False)),
-    Attack("identity-headers-on-plain-http-healthz", 200, lambda s: s.request("GET", contract.HEALTHZ_PATH, SPOOFED_IDENTITY, https=False), lambda s, r: assert_body(r, status="ok")),
+    Attack(
+        "identity-headers-on-plain-http-healthz", 200,
+        lambda s: s.request("GET", contract.HEALTHZ_PATH, SPOOFED_IDENTITY, https=False),
+        lambda s, r: assert_body(r, status="ok"),
+    ),
     Attack("identity-headers-on-healthz", 200, get(contract.HEALTHZ_PATH, SPOOFED_IDENTITY), lambda s, r: assert_body(r, status="ok")),
     Attack("identity-headers-on-app-readyz", 401, get("/readyz", SPOOFED_IDENTITY)),
     Attack("identity-headers-on-hidden-metrics", 404, get("/metrics", SPOOFED_IDENTITY)),
@@ -338,7 +345,9 @@ def limited_envoy(stack: Stack) -> Iterator[Envoy]:
 def test_api_key_brute_force_hits_the_per_address_limit_with_429(limited_envoy: Envoy) -> None:
     source = "127.0.0.77"
     statuses = [
-        limited_envoy.request("POST", contract.MCP_PATH, mcp_headers({contract.HEADER_API_KEY: f"mcp_sk_guess_{i:04d}_{'x' * 32}"}), WHOAMI, source=source).status
+        limited_envoy.request(
+            "POST", contract.MCP_PATH, mcp_headers({contract.HEADER_API_KEY: f"mcp_sk_guess_{i:04d}_{'x' * 32}"}), WHOAMI, source=source
+        ).status
         for i in range(BRUTE_FORCE_LIMIT + 5)
     ]
     assert statuses == [401] * BRUTE_FORCE_LIMIT + [429] * 5

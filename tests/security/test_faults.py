@@ -23,8 +23,8 @@ import asyncpg
 import pytest
 
 from authz_service.providers.apikey import key_hash
+from fakes import FakeGitHubUser
 from mcp_pa.core import contract
-from tests.fakes import FakeGitHubUser
 from tests.security.conftest import (
     GITHUB_APP,
     GOOGLE_CLIENT,

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from authz_service.proto import external_auth_pb2_grpc
+from fakes import b64url
 from mcp_pa.core import contract
-from tests.authz.conftest import Decision, check_request, decode
-from tests.fakes import b64url
 from tests.security.conftest import GOOGLE_CLIENT, GOOGLE_ISSUER, KEYS, OIDC_AUDIENCE, Stack, api_key, mcp_headers, tool_call
+from tests.support.authz import Decision, check_request, decode
 
 
 def fuzz(examples: int) -> settings:

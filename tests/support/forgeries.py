@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import jwt
 
-from tests.fakes import FakeIssuer, SigningKey, b64url, forge
+from fakes import FakeIssuer, SigningKey, b64url, forge
 
 
 @dataclass(frozen=True)

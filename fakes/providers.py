@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.fakes.tokens import SigningKey, standard_claims
+from fakes.tokens import SigningKey, standard_claims
 
 
 class FakeIssuer:

@@ -1,6 +1,6 @@
 """Fake identity providers for every test suite: real HTTP on 127.0.0.1, real signed tokens.
 
-    from tests.fakes import FakeProviders, SigningKey
+    from fakes import FakeProviders, SigningKey
     with FakeProviders() as fake:
         auth0 = fake.issuer("/auth0")                  # JWKS + discovery at fake.url + "/auth0"
         token = auth0.mint(sub="auth0|abc", aud="https://mcp.example/mcp")
@@ -9,8 +9,8 @@
         settings_env = fake.settings_env()             # MCP_HTTP_* overrides pointing here
 """
 
-from tests.fakes.clock import FakeClock
-from tests.fakes.providers import FakeGitHubUser, FakeIssuer, FakeProviders, RequestTrap
-from tests.fakes.tokens import SigningKey, b64url, forge
+from fakes.clock import FakeClock
+from fakes.providers import FakeGitHubUser, FakeIssuer, FakeProviders, RequestTrap
+from fakes.tokens import SigningKey, b64url, forge
 
 __all__ = ["FakeClock", "FakeGitHubUser", "FakeIssuer", "FakeProviders", "RequestTrap", "SigningKey", "b64url", "forge"]
