@@ -1,5 +1,6 @@
 # The two commands of the README: `make run` and `make test`. Both create .venv and install into it,
-# each only the extras it needs (pyproject.toml): run = server,local; test = server,local,test.
+# each only the extras it needs (pyproject.toml): run = server,local; test = server,local,test,bench
+# (the suite runs the bench's smoke test, so test and bench share one install).
 #   make run ARGS="--https-port 9443"     flags for `mcp-pa up`
 PYTHON ?= python3
 VENV := .venv
@@ -7,8 +8,7 @@ BIN := $(VENV)/bin
 ARGS ?=
 # One stamp per set of extras: switching from run to test installs what test adds, and back is free.
 RUN_STAMP := $(VENV)/.installed-server-local
-TEST_STAMP := $(VENV)/.installed-server-local-test
-BENCH_STAMP := $(VENV)/.installed-server-local-test-bench
+TEST_STAMP := $(VENV)/.installed-server-local-test-bench
 
 .PHONY: run test lint bench install system-tools clean
 
@@ -18,13 +18,8 @@ $(RUN_STAMP): pyproject.toml
 
 # test ⊇ run: installing the test extras satisfies run too.
 $(TEST_STAMP): pyproject.toml
-	PYTHON=$(PYTHON) bash scripts/install.sh $(VENV) server,local,test
-	touch $@ $(RUN_STAMP)
-
-# The bench drives the stack and reuses the test fixtures' helpers.
-$(BENCH_STAMP): pyproject.toml
 	PYTHON=$(PYTHON) bash scripts/install.sh $(VENV) server,local,test,bench
-	touch $@ $(TEST_STAMP) $(RUN_STAMP)
+	touch $@ $(RUN_STAMP)
 
 install: $(RUN_STAMP)
 
@@ -43,7 +38,7 @@ lint: $(TEST_STAMP)
 test: lint system-tools
 	$(BIN)/python -m pytest -q
 
-bench: $(BENCH_STAMP) system-tools
+bench: $(TEST_STAMP) system-tools
 	$(BIN)/python -m bench
 
 clean:

@@ -222,7 +222,7 @@ def test_make_run_installs_only_server_and_local_and_passes_args() -> None:
 
 def test_make_test_installs_the_test_extra_and_runs_the_gates_before_pytest() -> None:
     lines = _make_dry_run("test")
-    assert any(line.endswith("scripts/install.sh .venv server,local,test") for line in lines), lines
+    assert any(line.endswith("scripts/install.sh .venv server,local,test,bench") for line in lines), lines
     gates = [next(i for i, line in enumerate(lines) if tool in line) for tool in ("ruff check", "mypy", "lint-imports", "pytest")]
     assert gates == sorted(gates), lines
 
