@@ -18,6 +18,7 @@ from typing import Annotated, Any, Callable, Generic, TypeVar
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, ValidationError, field_validator, model_validator
 
+from authz_service.domains import normalise_domain, normalise_label
 from authz_service.models import BUILTIN_PERSONAL_DOMAINS, KeyRecord, TenantPolicy, TenantsConfig
 from mcp_pa.core.contract import DEFAULT_USER_PERMISSIONS, TENANT_ID_PATTERN, is_valid_tenant_id, parse_permissions
 
@@ -29,6 +30,8 @@ RELOAD_INTERVAL = 1.0  # seconds between stat() calls of a reloadable file
 KEY_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 KEY_ID_RULE = "1-64 letters, digits, '.', '_' or '-'"
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
+ISSUER_NAME = re.compile(r"^(?:google|auth0|github|oidc-[a-z][a-z0-9_-]{0,31})$")
+ISSUER_NAME_RULE = "google, auth0, github or oidc-<name> as in MCP_HTTP_OIDC_PROVIDERS"
 
 
 class ReloadableFile(Generic[T]):
@@ -136,13 +139,46 @@ def _lower_list(value: object) -> object:
     return value  # pydantic reports the wrong type with its place
 
 
+def _none_is_empty_list(value: object) -> object:
+    return [] if value is None else value
+
+
 def _none_is_empty_mapping(value: object) -> object:
     return {} if value is None else value
+
+
+def _domain(value: object) -> str:
+    normalised = normalise_domain(value) if isinstance(value, str) else None
+    if normalised is None:
+        raise ValueError(f"{value!r} is not a valid domain name")
+    return normalised
+
+
+def _domain_list(value: object) -> object:
+    if value is None:
+        return []
+    return [_domain(v) for v in value] if isinstance(value, list) else value
+
+
+def _admin_list(value: object) -> object:
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [normalise_label(v) for v in value]
+    return _lower_list(value)
+
+
+def _issuer(value: object) -> str:
+    if not isinstance(value, str) or not ISSUER_NAME.fullmatch(value.strip().lower()):
+        raise ValueError(f"{value!r} is not a provider name ({ISSUER_NAME_RULE})")
+    return value.strip().lower()
 
 
 Permissions = Annotated[frozenset[str], BeforeValidator(_permissions)]
 TenantId = Annotated[str, BeforeValidator(_tenant_id)]
 LowerStrings = Annotated[list[str], BeforeValidator(_lower_list)]
+Domain = Annotated[str, BeforeValidator(_domain)]
+Domains = Annotated[list[str], BeforeValidator(_domain_list)]
+Admins = Annotated[list[str], BeforeValidator(_admin_list)]
+Issuer = Annotated[str, BeforeValidator(_issuer)]
 
 _MESSAGES = {
     "list_type": "must be a list",
@@ -252,8 +288,11 @@ class TenantEntry(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     default_permissions: Permissions = frozenset(DEFAULT_USER_PERMISSIONS)
-    admins: LowerStrings = Field(default_factory=list)
+    admins: Admins = Field(default_factory=list)
     suspended: StrictBool = False
+    # Providers trusted to place users of this tenant's domains here (and make them admins),
+    # beyond the rule of docs/authz.md: e.g. [google] keeps consumer Google accounts of acme.com.
+    issuers: Annotated[list[Issuer], BeforeValidator(_none_is_empty_list)] = Field(default_factory=list)
 
 
 class TenantsFile(BaseModel):
@@ -261,9 +300,9 @@ class TenantsFile(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    domains: Annotated[dict[str, TenantId], BeforeValidator(_none_is_empty_mapping)] = Field(default_factory=dict)
-    personal_domains: LowerStrings = Field(default_factory=list)
-    denied_domains: LowerStrings = Field(default_factory=list)
+    domains: Annotated[dict[Domain, TenantId], BeforeValidator(_none_is_empty_mapping)] = Field(default_factory=dict)
+    personal_domains: Domains = Field(default_factory=list)
+    denied_domains: Domains = Field(default_factory=list)
     tenants: Annotated[dict[TenantId, TenantEntry], BeforeValidator(_none_is_empty_mapping)] = Field(default_factory=dict)
 
     @field_validator("tenants", mode="before")
@@ -274,10 +313,13 @@ class TenantsFile(BaseModel):
 
     def config(self) -> TenantsConfig:
         return TenantsConfig(
-            domains={d.lower(): t for d, t in self.domains.items()},
+            domains=dict(self.domains),
             personal_domains=BUILTIN_PERSONAL_DOMAINS | frozenset(self.personal_domains),
             denied_domains=frozenset(self.denied_domains),
-            tenants={t: TenantPolicy(e.default_permissions, frozenset(e.admins), e.suspended) for t, e in self.tenants.items()},
+            tenants={
+                t: TenantPolicy(e.default_permissions, frozenset(e.admins), e.suspended, frozenset(e.issuers))
+                for t, e in self.tenants.items()
+            },
         )
 
 

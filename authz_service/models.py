@@ -41,7 +41,11 @@ class Principal:
     email: str | None = None
     email_verified: bool = False
     name: str | None = None
-    scopes: frozenset[str] | None = None  # permissions the token itself grants (mcp:* scopes), if any
+    # Email domains this issuer is authoritative for (Google: the token's `hd`; OIDC and Auth0:
+    # their configured domains), normalised. Only these give a domain tenant or admin by email.
+    vouched_domains: frozenset[str] = frozenset()
+    granted: frozenset[str] | None = None  # administrator-assigned permissions (Auth0 RBAC), if any
+    requested: frozenset[str] | None = None  # the token's mcp:* scopes: they only narrow the grant
     tenant_id: str | None = None  # fixed tenant (API key records)
     permissions: frozenset[str] | None = None  # fixed permissions (API key records)
     expires_at: float | None = None  # epoch seconds; bounds how long the identity may be cached
@@ -71,6 +75,7 @@ class TenantPolicy:
     default_permissions: frozenset[str] = frozenset(DEFAULT_USER_PERMISSIONS)
     admins: frozenset[str] = frozenset()
     suspended: bool = False
+    issuers: frozenset[str] = frozenset()  # providers trusted to vouch for this tenant's domains (`google`, `oidc-corp`…)
 
 
 _DEFAULT_POLICY = TenantPolicy()
@@ -80,7 +85,7 @@ _DEFAULT_POLICY = TenantPolicy()
 class TenantsConfig:
     """The tenants file as the tenancy rules read it (the defaults when there is no file)."""
 
-    domains: dict[str, str] = field(default_factory=dict)
+    domains: dict[str, str] = field(default_factory=dict)  # every name below is normalised (authz_service.domains)
     personal_domains: frozenset[str] = BUILTIN_PERSONAL_DOMAINS
     denied_domains: frozenset[str] = frozenset()
     tenants: dict[str, TenantPolicy] = field(default_factory=dict)

@@ -36,6 +36,12 @@ def _expiry(resolved: Resolved) -> float | None:
     return resolved.expires_at
 
 
+def cache_key(credential: Credential) -> bytes:
+    """SHA-256 of the credential and how it came: a JWT refused in x-api-key is judged afresh as Bearer."""
+    kind = b"x-api-key\0" if credential.via_api_key_header else b"bearer\0"
+    return hashlib.sha256(kind + credential.value.encode()).digest()
+
+
 class Routing:
     """The provider of one request's credential, asked of the registry at most once.
 
@@ -138,7 +144,7 @@ class Pipeline:
                 self.keystore.maybe_reload()
             if self.tenants_file is not None:
                 self.tenants_file.maybe_reload()
-            key = hashlib.sha256(credential.value.encode()).digest()
+            key = cache_key(credential)
             resolved = await self.cache.get(key, lambda: self._resolve(credential, routing), _expiry)
             policy.check_edge_permission(resolved.permissions, headers.get(HEADER_MCP_METHOD), headers.get(HEADER_MCP_NAME))
         except Denied as denied:

@@ -2,7 +2,14 @@
 
 First match wins: API key record → explicit domain map → personal email domains (a personal
 tenant per user) → other verified domains (a tenant derived from the domain). An unverified or
-missing email always means the personal tenant. The file::
+missing email always means the personal tenant.
+
+Only an issuer the domain's owner controls places a user in a domain tenant (the map's or the
+derived one): Google when the token's `hd` equals the email's domain; an OIDC issuer or Auth0
+for the domains configured for it (`"domains"` in MCP_HTTP_OIDC_PROVIDERS, MCP_HTTP_AUTH0_DOMAINS);
+any provider named in the tenant's `issuers` (the only way for GitHub). Anyone else with that
+email gets their personal tenant. Every domain is normalised first (authz_service.domains). The
+file::
 
     domains:                 # explicit map: email domain → tenant id
       acme.com: acme
@@ -13,6 +20,7 @@ missing email always means the personal tenant. The file::
       acme:
         default_permissions: [read]   # default read,write
         admins: [alice@acme.com, "github:583231"]   # emails or user ids; they get admin
+        issuers: [google, github]     # also trust these providers for acme's domains
         suspended: false              # true → every member gets 403
 
 The file is re-read when it changes (checked at most once a second) and every cached identity
@@ -36,6 +44,7 @@ from pathlib import Path
 from typing import Callable
 
 from authz_service.config_files import ReloadableFile, parse_tenants
+from authz_service.domains import email_domain
 from authz_service.errors import AccessDenied
 from authz_service.models import Principal, TenantsConfig
 
@@ -79,22 +88,36 @@ def watch_tenants(path: Path | None, clock: Callable[[], float] = time.monotonic
     return ReloadableFile(path, parse_tenants, setting="MCP_HTTP_TENANTS_FILE", what="tenants file", clock=clock)
 
 
+def verified_domain(principal: Principal) -> str | None:
+    """The normalised domain of the principal's verified email (None when unverified or unusable)."""
+    if not (principal.email and principal.email_verified):
+        return None
+    return email_domain(principal.email)
+
+
+def vouches_for(principal: Principal, domain: str, tenant_id: str, config: TenantsConfig) -> bool:
+    """Whether the principal's issuer may speak for `domain` in `tenant_id` (tenancy and admin emails)."""
+    return domain in principal.vouched_domains or principal.provider in config.policy(tenant_id).issuers
+
+
 def resolve_tenant(principal: Principal, config: TenantsConfig) -> str:
     """The tenant id of a principal; raises AccessDenied for a denied domain or suspended tenant."""
     if principal.tenant_id is not None:
         tenant = principal.tenant_id
-    elif principal.email and principal.email_verified and "@" in principal.email:
-        domain = principal.email.rsplit("@", 1)[1].lower()
-        if domain in config.denied_domains:
-            raise AccessDenied(f"accounts of the domain {domain} are not allowed on this server")
-        if domain in config.domains:
-            tenant = config.domains[domain]
-        elif domain in config.personal_domains:
-            tenant = personal_tenant(principal.user_id)
-        else:
-            tenant = derive_domain_tenant(domain)
     else:
         tenant = personal_tenant(principal.user_id)
+        domain = verified_domain(principal)
+        if domain is not None:
+            if domain in config.denied_domains:
+                raise AccessDenied(f"accounts of the domain {domain} are not allowed on this server")
+            if domain in config.domains:
+                candidate: str | None = config.domains[domain]
+            elif domain in config.personal_domains:
+                candidate = None
+            else:
+                candidate = derive_domain_tenant(domain)
+            if candidate is not None and vouches_for(principal, domain, candidate, config):
+                tenant = candidate
     if config.policy(tenant).suspended:
         raise AccessDenied(f"the tenant {tenant} is suspended; contact its administrator")
     return tenant

@@ -121,7 +121,7 @@ class FakeProviders:
 
     def add_google_token(
         self, token: str, *, sub: str, aud: str, azp: str | None = None, email: str | None = None,
-        email_verified: bool = True, name: str | None = None, expires_in: int = 3600,
+        email_verified: bool = True, name: str | None = None, expires_in: int = 3600, hd: str | None = None,
     ) -> None:
         info: dict[str, Any] = {"aud": aud, "azp": azp or aud, "sub": sub, "expires_in": str(expires_in), "scope": "openid email profile"}
         profile: dict[str, Any] = {"sub": sub}
@@ -130,6 +130,8 @@ class FakeProviders:
             profile.update(email=email, email_verified=email_verified)
         if name:
             profile["name"] = name
+        if hd:  # Google Workspace accounts: tokeninfo and userinfo both carry the hosted domain
+            info["hd"] = profile["hd"] = hd
         self.google_tokens[token] = (info, profile)
 
     def add_github_app(self, client_id: str, secret: str) -> None:

@@ -110,7 +110,7 @@ def build_registry(
     issuer, jwks_url = settings.auth0_issuer_url, settings.auth0_jwks
     if issuer and jwks_url:
         jwks = JWKS(jwks_url, provider="auth0", client=client, cooldown=cooldown, clock=clock)
-        jwt_providers.append(Auth0Provider(issuer, settings.auth0_audience or settings.resource_url, jwks))
+        jwt_providers.append(Auth0Provider(issuer, settings.auth0_audience or settings.resource_url, jwks, settings.auth0_domains))
     jwt_providers += [OIDCProvider(p, client, cooldown, clock) for p in settings.oidc_providers]
     github = None
     if settings.github_enabled:

@@ -3,7 +3,8 @@
 ID tokens: `iss` exactly `https://accounts.google.com` or `accounts.google.com`, `aud` one of
 MCP_HTTP_GOOGLE_CLIENT_ID. Access tokens: tokeninfo must show `aud` or `azp` equal to one of
 those client IDs (a token minted for another app is refused); the profile comes from userinfo,
-whose `sub` must match. The token goes in a POST body, never in a URL that could be logged.
+whose `sub` must match. Google vouches for an email's domain only when `hd` (of the ID token, of
+tokeninfo or userinfo) equals it. The token goes in a POST body, never in a URL that could be logged.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from authz_service.domains import normalise_domain
 from authz_service.errors import InvalidToken
 from authz_service.models import Principal
 from authz_service.providers import http
@@ -24,6 +26,17 @@ PROVIDER = "google"
 GOOGLE_ISSUERS = ("https://accounts.google.com", "accounts.google.com")
 
 
+def hosted_domain(claims: dict[str, Any]) -> frozenset[str]:
+    """The Workspace domain Google vouches for (`hd`), normalised; empty for consumer accounts.
+
+    A consumer account may hold a verified work address (and keeps it after its owner left the
+    company): only `hd` says the domain's owner manages the account.
+    """
+    hd = claims.get("hd")
+    domain = normalise_domain(hd) if isinstance(hd, str) else None
+    return frozenset({domain}) if domain else frozenset()
+
+
 def _principal(claims: dict[str, Any], expires_at: float | None, name: str | None = None) -> Principal:
     email = claims.get("email") if isinstance(claims.get("email"), str) else None
     return Principal(
@@ -32,6 +45,7 @@ def _principal(claims: dict[str, Any], expires_at: float | None, name: str | Non
         email=email,
         email_verified=bool(email) and claim_bool(claims.get("email_verified")),
         name=name or (claims.get("name") if isinstance(claims.get("name"), str) else None),
+        vouched_domains=hosted_domain(claims),
         expires_at=expires_at,
     )
 
@@ -97,4 +111,6 @@ class GoogleAccessTokenProvider:
         claims = {**profile, "sub": info["sub"]}
         if "email" not in claims and isinstance(info.get("email"), str):
             claims["email"], claims["email_verified"] = info["email"], info.get("email_verified")
+        if isinstance(info.get("hd"), str):
+            claims["hd"] = info["hd"]
         return _principal(claims, expires_at)

@@ -5,6 +5,8 @@
   so a flood of made-up kids costs the provider one request, not one per token.
 - One fetch at a time per key set; callers that waited reuse its result.
 - A failed fetch keeps the last good key set; with none at all the check is a 503.
+- A failed issuer (key set or discovery) is asked again only after the cooldown, also before
+  its first success: meanwhile every check of its tokens is a 503 without an outbound request.
 - Only signing keys of asymmetric types are kept, each with the algorithms it may verify
   (RFC 8725 §3.1): a key never verifies HS* or `none`, whatever the token says.
 """
@@ -146,13 +148,20 @@ class JWKS:
         self._keys = keys
         self._expires = self.clock() + _max_age(response.headers.get("cache-control"))
 
+    def _cooling_down(self) -> bool:
+        return self.clock() - self._last_attempt < self.cooldown
+
     async def _refresh(self, *, unknown_kid: bool) -> None:
         requested = self.clock()
         async with self._lock:
             # Someone else fetched while we waited: use their result.
             if self._last_attempt >= requested:
                 return
-            if unknown_kid and self.clock() - self._last_attempt < self.cooldown:
+            if unknown_kid and self._cooling_down():
+                return
+            # An issuer that failed is asked again only after the cooldown, even before its
+            # first success: a flood of tokens while it is down costs it one request, not one each.
+            if self._last_failure is not None and self._cooling_down():
                 return
             await self._fetch()
 
@@ -161,7 +170,8 @@ class JWKS:
         if self._keys is None or self.clock() >= self._expires:
             await self._refresh(unknown_kid=False)
         keys = self._keys
-        assert keys is not None
+        if keys is None:
+            raise (self._last_failure or ProviderUnavailable(f"{self.provider} key set is not available yet")).with_traceback(None)
         found = self._lookup(keys, kid)
         if found is None:
             await self._refresh(unknown_kid=True)

@@ -5,7 +5,8 @@
 - The key comes only from the issuer's configured JWKS: `jku`, `x5u`, `jwk` and `x5c` headers
   are never read, let alone fetched.
 - Any `crit` header is refused (we implement no JWS extensions).
-- `iss` exact, `aud`, `exp`/`nbf`/`iat` with 60 s leeway; `sub`, `exp`, `iss` are required.
+- `iss` exact, `aud`, `exp`/`nbf`/`iat` with 60 s leeway; `sub`, `exp`, `iss` are required;
+  time claims are JSON numbers (RFC 7519 NumericDate): a string or a boolean is refused.
 - ID tokens and access tokens are not interchangeable: `typ: at+jwt` is refused where an ID
   token is expected, and a token that carries ID-token claims (`nonce`, `at_hash`) or an ID
   `typ` is refused where an access token is expected.
@@ -16,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 import re
 from typing import Any, Literal
 
@@ -31,6 +33,8 @@ ACCESS_TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
 ID_TOKEN_TYPES = frozenset({"jwt"})
 ID_TOKEN_ONLY_CLAIMS = ("nonce", "at_hash", "c_hash")
 TokenKind = Literal["id", "access"]
+TIME_CLAIMS = ("exp", "nbf", "iat")
+MAX_NUMERIC_DATE = 253402300799  # 9999-12-31T23:59:59Z: later is no date a datetime can hold
 
 
 def _segment_json(segment: str, what: str) -> dict[str, Any]:
@@ -86,6 +90,18 @@ def _check_header(header: dict[str, Any], kind: TokenKind) -> tuple[str, str | N
     return alg, kid
 
 
+def _check_time_claims(payload: dict[str, Any]) -> None:
+    # RFC 7519 §2 NumericDate is a JSON number; PyJWT would accept "1700000000" and True (== 1).
+    for name in TIME_CLAIMS:
+        if name not in payload:
+            continue
+        value = payload[name]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise InvalidToken(f"the token's {name} claim must be a JSON number (seconds since the epoch)")
+        if not 0 <= value <= MAX_NUMERIC_DATE:
+            raise InvalidToken(f"the token's {name} claim is out of range")
+
+
 class JWTVerifier:
     """Verifies one issuer's tokens against its JWKS."""
 
@@ -103,6 +119,7 @@ class JWTVerifier:
         alg, kid = _check_header(header, self.kind)
         if self.kind == "access" and any(c in payload for c in ID_TOKEN_ONLY_CLAIMS):
             raise InvalidToken("an ID token is not an access token")
+        _check_time_claims(payload)
         key = await self.jwks.key(kid)
         if alg not in key.algorithms:
             raise InvalidToken("the token's algorithm does not match its key")
@@ -141,22 +158,36 @@ def claim_bool(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() == "true")
 
 
-def permissions_from_claims(claims: dict[str, Any]) -> frozenset[str] | None:
-    """Permissions granted by `mcp:*` entries of `permissions`, `scope` or `scp`, or None if none.
+def _mcp_permissions(claims: dict[str, Any], names: tuple[str, ...]) -> frozenset[str] | None:
+    """Permissions named by `mcp:*` entries of the given claims, or None when they name none.
 
-    None means "the token says nothing about this server" and tenant defaults apply; a token
-    with any `mcp:*` scope gets exactly those.
+    None means "the token says nothing about this server"; an `mcp:*` entry this server does
+    not know counts as saying something (and grants nothing).
     """
     values: list[str] = []
-    for name in ("permissions", "scope", "scp"):
+    for name in names:
         raw = claims.get(name)
         if isinstance(raw, str):
             values += raw.split()
         elif isinstance(raw, list):
             values += [v for v in raw if isinstance(v, str)]
-    granted = {v[len(SCOPE_PREFIX):] for v in values if v.startswith(SCOPE_PREFIX)} & set(PERMISSIONS)
-    has_mcp_scope = any(v.startswith(SCOPE_PREFIX) for v in values)
-    return frozenset(granted) if has_mcp_scope else None
+    mcp = [v[len(SCOPE_PREFIX):] for v in values if v.startswith(SCOPE_PREFIX)]
+    return frozenset(mcp) & frozenset(PERMISSIONS) if mcp else None
+
+
+def assigned_permissions(claims: dict[str, Any]) -> frozenset[str] | None:
+    """Administrator-assigned permissions: Auth0 RBAC's `permissions` claim."""
+    return _mcp_permissions(claims, ("permissions",))
+
+
+def requested_scopes(claims: dict[str, Any]) -> frozenset[str] | None:
+    """What the client asked for (`scope`/`scp`): it narrows the grant, never widens it."""
+    return _mcp_permissions(claims, ("scope", "scp"))
+
+
+def all_token_permissions(claims: dict[str, Any]) -> frozenset[str] | None:
+    """Every `mcp:*` entry of the token: the grant of a provider configured with trust_scopes."""
+    return _mcp_permissions(claims, ("permissions", "scope", "scp"))
 
 
 def email_claims(claims: dict[str, Any]) -> tuple[str | None, bool]:

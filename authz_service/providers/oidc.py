@@ -1,6 +1,9 @@
 """Generic OIDC issuers (Keycloak, Okta, Entra, Dex…) from MCP_HTTP_OIDC_PROVIDERS.
 
-Each is `{"name", "issuer", "audience"}` (optionally `jwks_url`); the key set is found through
+Each is `{"name", "issuer", "audience"}` (optionally `jwks_url`, `domains`, `trust_scopes`). The
+issuer vouches only for the email domains in `domains` (others give personal tenants unless a
+tenant names it in `issuers`); its `mcp:*` scopes only narrow the permissions unless
+`trust_scopes` is true. The key set is found through
 `<issuer>/.well-known/openid-configuration`, whose `issuer` must equal the configured one
 (OpenID Connect Discovery §4.3). The provider name on the identity is `oidc-<name>`.
 """
@@ -16,7 +19,7 @@ import httpx
 from authz_service.errors import ProviderUnavailable
 from authz_service.models import Principal
 from authz_service.providers import http
-from authz_service.providers.auth0 import principal_from_access_token
+from authz_service.providers.auth0 import normalised_domains, principal_from_access_token
 from authz_service.providers.jwks import JWKS
 from authz_service.providers.jwt import JWTVerifier
 from mcp_pa.core.net import is_loopback_url
@@ -57,6 +60,9 @@ class OIDCProvider:
         source = config.jwks_url or Discovery(config.issuer, self.name, client).jwks_uri
         jwks = JWKS(source, provider=self.name, client=client, cooldown=cooldown, clock=clock)
         self.verifier = JWTVerifier(jwks, self.issuers, (config.audience,), kind="access")
+        self.domains = normalised_domains(config.domains, f"MCP_HTTP_OIDC_PROVIDERS[{config.name}].domains")
+        self.trust_scopes = config.trust_scopes
 
     async def verify(self, token: str) -> Principal:
-        return principal_from_access_token(self.name, await self.verifier.verify(token))
+        claims = await self.verifier.verify(token)
+        return principal_from_access_token(self.name, claims, self.domains, trust_scopes=self.trust_scopes)

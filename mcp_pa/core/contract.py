@@ -148,6 +148,29 @@ def parse_permissions(value: str) -> frozenset[str]:
     return frozenset(items)
 
 
+# Printable ASCII but '%': kept as they are in x-mcp-user-id and x-mcp-email, so the usual value
+# stays readable in logs, while a '%' always means an escape and decoding is unambiguous.
+_PLAIN_HEADER_CHARS = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def encode_header_value(value: str) -> str:
+    """A value fit for an HTTP header: plain printable ASCII as it is, anything else (and '%')
+    percent-encoded UTF-8 (RFC 3986), as x-mcp-name always is."""
+    if value.isascii() and value.isprintable() and "%" not in value:
+        return value
+    return urllib.parse.quote(value, safe=_PLAIN_HEADER_CHARS)
+
+
+def decode_header_value(value: str, header: str) -> str:
+    """The value encode_header_value (or x-mcp-name's encoding) wrote; ValueError when malformed."""
+    if "%" not in value:
+        return value
+    try:
+        return urllib.parse.unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise ValueError(f"malformed {header} header (not percent-encoded UTF-8)") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Identity:
     """A verified caller, as the authz service asserts it to the app in x-mcp-* headers."""
@@ -161,13 +184,13 @@ class Identity:
 
     def to_headers(self) -> dict[str, str]:
         headers = {
-            HEADER_USER_ID: self.user_id,
+            HEADER_USER_ID: encode_header_value(self.user_id),
             HEADER_TENANT_ID: self.tenant_id,
             HEADER_PERMISSIONS: format_permissions(self.permissions),
             HEADER_PROVIDER: self.provider,
         }
         if self.email:
-            headers[HEADER_EMAIL] = self.email
+            headers[HEADER_EMAIL] = encode_header_value(self.email)
         if self.name:
             headers[HEADER_NAME] = urllib.parse.quote(self.name, safe="")
         return headers
@@ -181,14 +204,14 @@ class Identity:
         tenant_id = headers[HEADER_TENANT_ID]
         if not is_valid_tenant_id(tenant_id):
             raise ValueError("malformed tenant id header")
-        name = headers.get(HEADER_NAME)
+        name, email = headers.get(HEADER_NAME), headers.get(HEADER_EMAIL)
         return cls(
-            user_id=headers[HEADER_USER_ID],
+            user_id=decode_header_value(headers[HEADER_USER_ID], HEADER_USER_ID),
             tenant_id=tenant_id,
             permissions=parse_permissions(headers[HEADER_PERMISSIONS]),
             provider=headers[HEADER_PROVIDER],
-            email=headers.get(HEADER_EMAIL) or None,
-            name=urllib.parse.unquote(name) if name else None,
+            email=decode_header_value(email, HEADER_EMAIL) if email else None,
+            name=decode_header_value(name, HEADER_NAME) if name else None,
         )
 
     def has(self, permission: str) -> bool:

@@ -27,6 +27,11 @@ class OIDCProvider(BaseModel):
     issuer: str
     audience: str
     jwks_url: str | None = None  # optional: skip discovery
+    # Email domains this issuer is authoritative for: only these (and tenants whose tenants-file
+    # entry names the issuer in `issuers`) give its users a domain tenant or admin rights.
+    domains: list[str] = []
+    # True: the token's mcp:* scopes are the permissions (the issuer decides); false: they only narrow.
+    trust_scopes: bool = False
 
 
 def _csv(value: object) -> object:
@@ -60,6 +65,7 @@ class Settings(BaseSettings):
     auth0_audience: str | None = None
     auth0_issuer: str | None = None  # default https://<domain>/
     auth0_jwks_url: str | None = None  # default <issuer>.well-known/jwks.json
+    auth0_domains: CSV = []  # email domains the Auth0 tenant is authoritative for
 
     # GitHub
     github_enabled: bool = False
@@ -90,7 +96,7 @@ class Settings(BaseSettings):
     # Process ports (the CLI flags override the listen addresses)
     authz_metrics_port: int = Field(default=9102, ge=0, le=65535)
 
-    @field_validator("google_client_id", "github_allowed_orgs", "allowed_origins", mode="before")
+    @field_validator("google_client_id", "github_allowed_orgs", "allowed_origins", "auth0_domains", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         return _csv(value)

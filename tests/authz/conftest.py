@@ -16,6 +16,7 @@ from tests.support.authz import Decision, check_request, decode
 GOOGLE_CLIENT = "google-client-1.apps.googleusercontent.com"
 AUTH0_AUDIENCE = "https://mcp.example.com/mcp"
 OIDC_AUDIENCE = "mcp-pa"
+AUTH0_DOMAIN = "corp.example"
 GITHUB_APP = ("Iv1.testapp", "test-app-secret")
 STATIC_KEY = "dev-key-0123456789-abcdefghijklmnop"
 PUBLIC_URL = "https://mcp.example.com"
@@ -67,6 +68,7 @@ def make_settings(fake: FakeProviders, **overrides: Any) -> Settings:
         "auth0_issuer": f"{fake.url}/auth0/",
         "auth0_jwks_url": f"{fake.url}/auth0/jwks",
         "auth0_audience": AUTH0_AUDIENCE,
+        "auth0_domains": [AUTH0_DOMAIN],  # the Auth0 tenant vouches for corp.example only
         "oidc_providers": [{"name": "corp", "issuer": f"{fake.url}/oidc", "audience": OIDC_AUDIENCE}],
         "github_enabled": True,
         "github_client_id": GITHUB_APP[0],

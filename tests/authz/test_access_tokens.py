@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from authz_service.tenancy import personal_tenant
 from fakes import FakeProviders
 from mcp_pa.core import contract
 from tests.authz.conftest import GOOGLE_CLIENT, AuthzClient, github_user, make_settings, serve
@@ -49,7 +50,8 @@ async def test_github_token_of_this_app_is_allowed_with_primary_verified_email(f
     assert d.headers[contract.HEADER_USER_ID] == "github:583231"
     assert d.headers[contract.HEADER_PROVIDER] == "github"
     assert d.headers[contract.HEADER_EMAIL] == "octo@github-corp.example"
-    assert d.headers[contract.HEADER_TENANT_ID] == "github__corp_example"
+    # GitHub never vouches for a domain: without a tenant naming it in `issuers`, a personal tenant.
+    assert d.headers[contract.HEADER_TENANT_ID] == personal_tenant("github:583231")
 
 
 async def test_github_unverified_primary_email_is_ignored(fake: FakeProviders, authz: AuthzClient) -> None:

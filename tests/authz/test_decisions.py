@@ -82,7 +82,7 @@ async def test_single_credential_in_raw_header_map_is_allowed(authz: AuthzClient
 
 async def test_suspended_tenant_is_refused_with_403_access_denied(fake: FakeProviders, tmp_path: Path) -> None:
     tenants = tmp_path / "tenants.yaml"
-    tenants.write_text("domains:\n  acme.com: acme\ntenants:\n  acme:\n    suspended: true\n")
+    tenants.write_text("domains:\n  acme.com: acme\ntenants:\n  acme:\n    suspended: true\n    issuers: [auth0]\n")
     client = await serve(make_settings(fake, tenants_file=tenants))
     try:
         token = issuer(fake, "auth0").mint(AUTH0_AUDIENCE, sub="auth0|s1", email="bob@acme.com", email_verified=True)

@@ -15,7 +15,7 @@ from tests.support.forgeries import ATTACKER, FORGERIES, UNKNOWN_KID, Forgery, I
 # ---- happy paths ---------------------------------------------------------------------------
 
 async def test_google_id_token_is_allowed_with_verified_email_and_domain_tenant(fake: FakeProviders, authz: AuthzClient) -> None:
-    token = issuer(fake, "google").mint(GOOGLE_CLIENT, sub="1098", email="ann@example.com", email_verified=True, name="Ann Ö")
+    token = issuer(fake, "google").mint(GOOGLE_CLIENT, sub="1098", email="ann@example.com", email_verified=True, name="Ann Ö", hd="example.com")
     d = await authz.bearer(token)
     assert d.allowed
     assert d.headers[contract.HEADER_USER_ID] == "google:1098"
@@ -35,14 +35,14 @@ async def test_auth0_access_token_is_allowed_with_namespaced_email_and_scopes(fa
     token = issuer(fake, "auth0").mint(
         [AUTH0_AUDIENCE, "https://tenant.auth0.example/userinfo"],
         sub="auth0|abc",
-        permissions=["mcp:read", "mcp:admin"],
-        scope="openid mcp:write",
+        permissions=["mcp:read", "mcp:write", "mcp:admin"],  # assigned by RBAC: the grant
+        scope="openid mcp:read mcp:admin",  # requested: narrows the grant to these
         **{"https://mcp.example.com/email": "Eve@Corp.example", "https://mcp.example.com/email_verified": True},
     )
     d = await authz.bearer(token)
     assert d.allowed
     assert d.headers[contract.HEADER_USER_ID] == "auth0:auth0|abc"
-    assert d.headers[contract.HEADER_PERMISSIONS] == "admin,read,write"
+    assert d.headers[contract.HEADER_PERMISSIONS] == "admin,read"
     assert d.headers[contract.HEADER_EMAIL] == "Eve@Corp.example"
     assert d.headers[contract.HEADER_TENANT_ID] == "corp_example"
 

@@ -18,8 +18,14 @@ from mcp_pa.core import contract
 from tests.authz.conftest import AUTH0_AUDIENCE, GOOGLE_CLIENT, issuer, make_settings, serve
 
 
-def person(email: str | None, verified: bool = True, subject: str = "s1", provider: str = "google") -> Principal:
-    return Principal(provider=provider, subject=subject, email=email, email_verified=verified)
+def person(
+    email: str | None, verified: bool = True, subject: str = "s1", provider: str = "google", vouched: str | None = "from-email"
+) -> Principal:
+    """A principal whose issuer vouches for its email's domain (as a Google `hd` would), unless `vouched=None`."""
+    domain = email.rsplit("@", 1)[1].rstrip(".").lower() if email and vouched == "from-email" else vouched
+    return Principal(
+        provider=provider, subject=subject, email=email, email_verified=verified, vouched_domains=frozenset({domain} if domain else ())
+    )
 
 
 def test_verified_company_domain_derives_its_tenant() -> None:
@@ -69,7 +75,7 @@ def test_unverified_email_never_places_a_user_in_a_domain_tenant() -> None:
 
 
 def test_explicit_domain_map_wins_over_personal_and_derived() -> None:
-    config = parse_tenants("domains:\n  example.com: acme\n  gmail.com: family\n")
+    config = parse_tenants("domains:\n  example.com: acme\n  gmail.com: family\ntenants:\n  family:\n    issuers: [google]\n")
     assert resolve_tenant(person("a@example.com"), config) == "acme"
     assert resolve_tenant(person("a@gmail.com"), config) == "family"
 
@@ -87,6 +93,7 @@ def test_extra_personal_domains_extend_the_builtin_list() -> None:
 
 def test_suspended_tenant_and_denied_domain_are_refused() -> None:
     config = parse_tenants("denied_domains: [spam.example]\ntenants:\n  example_com:\n    suspended: true\n")
+    assert resolve_tenant(person("a@example.com", vouched=None), config).startswith("u___")  # not a member, so not suspended
     with pytest.raises(AccessDenied, match="suspended"):
         resolve_tenant(person("a@example.com"), config)
     with pytest.raises(AccessDenied, match="spam.example"):
@@ -125,10 +132,10 @@ def test_invalid_tenants_file_is_refused_with_a_clear_message(text: str, message
 
 async def test_tenants_file_applies_end_to_end(fake: FakeProviders, tmp_path: Path) -> None:
     tenants = tmp_path / "tenants.yaml"
-    tenants.write_text("domains:\n  acme.com: acme\ntenants:\n  acme:\n    admins: [boss@acme.com]\n")
+    tenants.write_text("domains:\n  acme.com: acme\ntenants:\n  acme:\n    admins: [boss@acme.com]\n    issuers: [auth0]\n")
     client = await serve(make_settings(fake, tenants_file=tenants))
     try:
-        d = await client.bearer(issuer(fake, "google").mint(GOOGLE_CLIENT, sub="t-1", email="boss@acme.com", email_verified=True))
+        d = await client.bearer(issuer(fake, "google").mint(GOOGLE_CLIENT, sub="t-1", email="boss@acme.com", email_verified=True, hd="acme.com"))
         assert d.headers[contract.HEADER_TENANT_ID] == "acme"
         assert d.headers[contract.HEADER_PERMISSIONS] == "admin,read,write"
         d = await client.bearer(issuer(fake, "auth0").mint(AUTH0_AUDIENCE, sub="auth0|t-2", email="x@acme.com", email_verified=True))

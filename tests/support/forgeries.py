@@ -141,7 +141,7 @@ FORGERIES: list[Forgery] = [
     Forgery("expired-beyond-leeway", lambda i: i.auth0.mint(i.auth0_audience, exp=_now() - 61), "the token has expired"),
     Forgery("nbf-beyond-leeway", lambda i: i.auth0.mint(i.auth0_audience, nbf=_now() + 90), NOT_YET_VALID),
     Forgery("iat-beyond-leeway", lambda i: i.auth0.mint(i.auth0_audience, iat=_now() + 120), NOT_YET_VALID),
-    Forgery("exp-not-a-number", lambda i: i.auth0.mint(i.auth0_audience, exp="never"), "the token is malformed"),
+    Forgery("exp-not-a-number", lambda i: i.auth0.mint(i.auth0_audience, exp="never"), "the token's exp claim must be a JSON number"),
     # -- required claims
     Forgery("missing-sub", lambda i: i.auth0.key.sign(_without(auth0_claims(i), "sub")), "the token lacks the required claim sub"),
     Forgery("missing-exp", lambda i: i.auth0.key.sign(_without(auth0_claims(i), "exp")), "the token lacks the required claim exp"),
