@@ -129,6 +129,8 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         Route(contract.READYZ_PATH, readyz, methods=["GET"]),
         Route(contract.METRICS_PATH, metrics, methods=["GET"]),
         *mcp_http.routes,
+        # /mcp/ is served as /mcp: Starlette's slash redirect would build its Location from the client's Host.
+        *(Route(f"{r.path}/", r.endpoint) for r in mcp_http.routes if isinstance(r, Route) and r.path == contract.MCP_PATH),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(IdentityMiddleware)], lifespan=lifespan)
     app.state.database = db

@@ -85,7 +85,7 @@ class EnvoyOptions:
     app_port: int | None = None
     listen_address: str | None = None  # canonical 0.0.0.0; local runs use 127.0.0.1
     cert_dir: Path | None = None  # holds tls.crt and tls.key
-    # The public base URL: its origin is always allowed, and http → https redirects go to its port.
+    # The public base URL: its origin is always allowed, and http → https redirects go to its host and port.
     # Default when https_port is set: https://localhost:<https_port>.
     public_url: str | None = None
     allowed_origins: Sequence[str] = ()  # browser origins allowed besides the public URL's
@@ -224,10 +224,15 @@ def render(options: EnvoyOptions, base: Config | None = None) -> Config:
     if public_url is not None or options.allowed_origins:
         _set_allowed_origins(config, allowed_origins(options))
     if public_url is not None:
-        port = urllib.parse.urlsplit(public_url).port or 443
+        # The redirect's whole authority comes from the public URL, never from the client's Host.
+        parts = urllib.parse.urlsplit(public_url)
+        if not parts.hostname:
+            raise ValueError(f"the public URL {public_url!r} has no host")
+        host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname  # IPv6 literal
+        port = parts.port or 443
         for route in _connection_manager(http)["route_config"]["virtual_hosts"][0]["routes"]:
             if "redirect" in route:
-                route["redirect"] = {**route["redirect"], "port_redirect": port}
+                route["redirect"] = {**route["redirect"], "host_redirect": host, "port_redirect": port}
 
     if options.per_address_limit is not None:
         _set_descriptor_bucket(_http_filter(config, PER_ADDRESS_FILTER), options.per_address_limit)

@@ -146,14 +146,22 @@ def test_render_never_changes_the_loaded_canonical() -> None:
     assert canonical == before
 
 
-def test_redirect_follows_the_public_url_port() -> None:
-    def redirect(config: dict[str, Any]) -> dict[str, Any]:
-        routes = _hcm(config, envoy_config.HTTP_LISTENER)["route_config"]["virtual_hosts"][0]["routes"]
-        return next(r["redirect"] for r in routes if "redirect" in r)
+def _redirect(config: dict[str, Any]) -> dict[str, Any]:
+    routes = _hcm(config, envoy_config.HTTP_LISTENER)["route_config"]["virtual_hosts"][0]["routes"]
+    return next(r["redirect"] for r in routes if "redirect" in r)
 
-    assert redirect(envoy_config.render(EnvoyOptions(https_port=18443)))["port_redirect"] == 18443
-    assert redirect(envoy_config.render(VARIANTS["public-url-443"]))["port_redirect"] == 443
-    assert redirect(envoy_config.load_config())["port_redirect"] == contract.DEFAULT_HTTPS_PORT
+
+def test_redirect_follows_the_public_url_port() -> None:
+    assert _redirect(envoy_config.render(EnvoyOptions(https_port=18443)))["port_redirect"] == 18443
+    assert _redirect(envoy_config.render(VARIANTS["public-url-443"]))["port_redirect"] == 443
+    assert _redirect(envoy_config.load_config())["port_redirect"] == contract.DEFAULT_HTTPS_PORT
+
+
+def test_rule_redirect_host_comes_from_the_public_url_never_the_clients_host() -> None:
+    # Without host_redirect Envoy keeps the request's Host: `Host: evil.example` → https://evil.example.
+    assert _redirect(envoy_config.load_config())["host_redirect"] == "localhost"
+    assert _redirect(envoy_config.render(EnvoyOptions(public_url="https://MCP.Example.com/")))["host_redirect"] == "mcp.example.com"
+    assert _redirect(envoy_config.render(EnvoyOptions(public_url="https://[::1]:9443")))["host_redirect"] == "[::1]"
 
 
 def test_allowed_origins_start_with_the_public_origin_and_are_normalised() -> None:

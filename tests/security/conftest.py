@@ -82,7 +82,7 @@ def tenants_file_text() -> str:
         {
             "domains": {SUSPENDED_DOMAIN: SUSPENDED_TENANT},
             "denied_domains": [DENIED_DOMAIN],
-            "tenants": {SUSPENDED_TENANT: {"suspended": True}},
+            "tenants": {SUSPENDED_TENANT: {"suspended": True, "issuers": ["oidc-corp"]}},  # corp vouches for frozen.test
         }
     )
 
