@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import enum
 from typing import Annotated, Any
 
 from pydantic import Field
 
+from mcp_app.tools import paging, times
 from mcp_app.tools.base import OUTCOME_DENIED, OUTCOME_ERROR, OUTCOME_SUCCESS, transaction
-from mcp_app.tools.rows import out, utc
+from mcp_app.tools.inputs import Cursor, Instant
+from mcp_app.tools.rows import out
+
+LISTING = "list_audit_events"
+_KEY = (paging.INSTANT, paging.INTEGER)
 
 
 class Outcome(enum.StrEnum):
@@ -27,22 +31,28 @@ async def list_audit_events(
     user_id: Annotated[str | None, Field(max_length=300)] = None,
     tool: Annotated[str | None, Field(max_length=100)] = None,
     outcome: Outcome | None = None,
-    since: Annotated[dt.datetime | None, Field(description="ISO 8601 date-time (no zone = UTC)")] = None,
+    since: Instant | None = None,
     limit: AuditLimit = 100,
+    cursor: Cursor = None,
 ) -> dict[str, Any]:
-    """The tenant's audit log, newest first (needs admin)."""
+    """The tenant's audit log, newest first (needs admin); pages with cursor/next_cursor."""
+    after = paging.decode(cursor, LISTING, _KEY)
     async with transaction() as tx:
+        tz = await times.caller_zone(tx.conn)
         rows = await tx.conn.fetch(
             "SELECT * FROM audit_events WHERE ($1::text IS NULL OR user_id = $1) "
             "AND ($2::text IS NULL OR tool = $2) AND ($3::text IS NULL OR outcome = $3) "
-            "AND ($4::timestamptz IS NULL OR at >= $4) ORDER BY at DESC, id DESC LIMIT $5",
+            "AND ($4::timestamptz IS NULL OR at >= $4) "
+            "AND ($5::timestamptz IS NULL OR (at, id) < ($5::timestamptz, $6::bigint)) ORDER BY at DESC, id DESC LIMIT $7",
             user_id,
             tool,
             outcome.value if outcome else None,
-            utc(since) if since else None,
-            limit,
+            times.aware(since, tz) if since else None,
+            *(after or (None, None)),
+            limit + 1,
         )
-        return {"events": [out(r, exclude=()) for r in rows]}
+        page, next_cursor = paging.page(LISTING, rows, limit, lambda r: (r["at"], r["id"]))
+        return {"events": [out(r, tz, exclude=()) for r in page], "next_cursor": next_cursor}
 
 
 TOOLS = [list_audit_events]

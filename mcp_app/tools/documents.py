@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import enum
 import hashlib
 import math
@@ -13,9 +14,10 @@ from typing import Annotated, Any
 import asyncpg
 from pydantic import Field
 
+from mcp_app.tools import paging, times
 from mcp_app.tools.base import ToolFailure, transaction
-from mcp_app.tools.inputs import Limit, LongText, RowId, Title
-from mcp_app.tools.rows import delete_row, fetch_owned, insert_row, out
+from mcp_app.tools.inputs import Cursor, Limit, LongText, RowId, Title
+from mcp_app.tools.rows import changes, delete_row, fetch_owned, insert_row, out, supplied, update_row
 
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 # The base64 text of the largest upload, so oversize input is refused before it is decoded.
@@ -39,7 +41,9 @@ ALLOWED_CONTENT_TYPES = (
 )
 # Uploads whose bytes are text get their body indexed for search.
 _TEXT_TYPES = ("text/plain", "text/markdown", "text/csv", "application/json")
-_LIST_COLUMNS = "id, kind, title, content_type, size_bytes, sha256, url, tags, created_at"
+_LIST_COLUMNS = "id, kind, title, content_type, size_bytes, sha256, url, tags, created_at, updated_at"
+LISTING = "list_documents"
+_KEY = (paging.INSTANT, paging.ID)
 
 
 class DocumentKind(enum.StrEnum):
@@ -51,7 +55,8 @@ class DocumentKind(enum.StrEnum):
 
 
 # A tuple, so the default `()` is immutable (the JSON schema is the same array as for a list).
-Tags = Annotated[tuple[Annotated[str, Field(min_length=1, max_length=50)], ...], Field(max_length=20)]
+Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=r"\S")]
+Tags = Annotated[tuple[Tag, ...], Field(max_length=20)]
 SearchLimit = Annotated[int, Field(ge=1, le=50)]
 
 
@@ -94,13 +99,20 @@ def _searchable(data: bytes, content_type: str) -> str:
     return data.decode("utf-8", errors="replace").replace("\x00", "")[:MAX_TEXT_CHARS]
 
 
-async def fetch_documents(conn: asyncpg.Connection, kind: DocumentKind | None = None, limit: int = 50) -> list[dict[str, Any]]:
+async def fetch_documents(
+    conn: asyncpg.Connection, tz: dt.tzinfo, kind: DocumentKind | None = None, limit: int = 50, cursor: str | None = None
+) -> dict[str, Any]:
+    """One page of documents, newest first, and the cursor of the next."""
+    after = paging.decode(cursor, LISTING, _KEY)
     rows = await conn.fetch(
-        f"SELECT {_LIST_COLUMNS} FROM documents WHERE ($1::text IS NULL OR kind = $1) ORDER BY created_at DESC LIMIT $2",
+        f"SELECT {_LIST_COLUMNS} FROM documents WHERE ($1::text IS NULL OR kind = $1) "
+        "AND ($2::timestamptz IS NULL OR (created_at, id) < ($2::timestamptz, $3::uuid)) ORDER BY created_at DESC, id DESC LIMIT $4",
         kind.value if kind else None,
-        limit,
+        *(after or (None, None)),
+        limit + 1,
     )
-    return [out(r) for r in rows]
+    page, next_cursor = paging.page(LISTING, rows, limit, lambda r: (r["created_at"], r["id"]))
+    return {"documents": [out(r, tz) for r in page], "next_cursor": next_cursor}
 
 
 async def create_document(title: Title, content: Annotated[str, Field(max_length=MAX_TEXT_CHARS)], tags: Tags = ()) -> dict[str, Any]:
@@ -116,7 +128,7 @@ async def create_document(title: Title, content: Annotated[str, Field(max_length
             "sha256": hashlib.sha256(body.encode()).hexdigest(),
             "tags": list(tags),
         }
-        return out(await insert_row(tx, "documents", values, returning=_LIST_COLUMNS))
+        return out(await insert_row(tx, "documents", values, returning=_LIST_COLUMNS), await times.caller_zone(tx.conn))
 
 
 async def upload_document(
@@ -142,7 +154,7 @@ async def upload_document(
         }
         row = await insert_row(tx, "documents", values, returning=_LIST_COLUMNS)
         tx.detail = f"{media_type}, {len(data)} bytes"
-        return out(row)
+        return out(row, await times.caller_zone(tx.conn))
 
 
 # The description names the limits from the constants, which a docstring literal cannot.
@@ -168,13 +180,39 @@ async def create_external_document(
             "url": check_link(url),
             "tags": list(tags),
         }
-        return out(await insert_row(tx, "documents", values, returning=_LIST_COLUMNS))
+        return out(await insert_row(tx, "documents", values, returning=_LIST_COLUMNS), await times.caller_zone(tx.conn))
 
 
-async def list_documents(kind: DocumentKind | None = None, limit: Limit = 50) -> dict[str, Any]:
-    """Your documents, newest first (metadata only)."""
+async def list_documents(kind: DocumentKind | None = None, limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
+    """Your documents, newest first (metadata only); pages with cursor/next_cursor."""
     async with transaction() as tx:
-        return {"documents": await fetch_documents(tx.conn, kind, limit)}
+        return await fetch_documents(tx.conn, await times.caller_zone(tx.conn), kind, limit, cursor)
+
+
+async def update_document(
+    document_id: RowId,
+    title: Title | None = None,
+    content: Annotated[str | None, Field(max_length=MAX_TEXT_CHARS, description="new body (text documents only)")] = None,
+    description: Annotated[LongText | None, Field(description="new description (links only)")] = None,
+    tags: Tags | None = None,
+) -> dict[str, Any]:
+    """Change a document's title, tags, text body (text documents) or description (links); null clears tags, content or description."""
+    given = supplied()
+    async with transaction() as tx:
+        tz = await times.caller_zone(tx.conn)
+        row = await fetch_owned(tx.conn, "documents", "document", document_id)
+        fields = changes(given, {"title": title, "tags": list(tags) if tags is not None else None}, required=("title",), blank={"tags": []})
+        if "content" in given:
+            if row["kind"] != DocumentKind.TEXT.value:
+                raise ToolFailure(f"content: only text documents have an editable body; this one is a {row['kind']}")
+            body = (content or "").replace("\x00", "")
+            fields.update(content=body, size_bytes=len(body.encode()), sha256=hashlib.sha256(body.encode()).hexdigest())
+        if "description" in given:
+            if row["kind"] != DocumentKind.LINK.value:
+                raise ToolFailure(f"description: only links have a description; this document is a {row['kind']}")
+            fields["content"] = description or ""
+        updated = await update_row(tx, "documents", "document", document_id, fields)
+        return out(updated, tz, exclude=("owner_id", "search", "keywords", "data", "content"))
 
 
 async def get_document(document_id: RowId, include_data: bool = False) -> dict[str, Any]:
@@ -182,7 +220,7 @@ async def get_document(document_id: RowId, include_data: bool = False) -> dict[s
     async with transaction() as tx:
         tx.target = str(document_id)
         row = await fetch_owned(tx.conn, "documents", "document", document_id)
-        result = out(row, exclude=("owner_id", "search", "data"))
+        result = out(row, await times.caller_zone(tx.conn), exclude=("owner_id", "search", "keywords", "data"))
         if row["kind"] == DocumentKind.UPLOAD.value and include_data:
             result["data_base64"] = base64.b64encode(row["data"]).decode()
         return result
@@ -194,6 +232,7 @@ async def search_documents(
 ) -> dict[str, Any]:
     """Full-text search over titles and bodies, ranked, with snippets."""
     async with transaction() as tx:
+        tz = await times.caller_zone(tx.conn)
         tsquery = await tx.conn.fetchval("SELECT websearch_to_tsquery('english', $1)::text", query)
         if not tsquery:
             raise ToolFailure("the query has no searchable words (only stop words or punctuation)")
@@ -206,7 +245,7 @@ async def search_documents(
             query,
             limit,
         )
-        return {"query": query, "results": [{**out(r), "rank": round(float(r["rank"]), 4)} for r in rows]}
+        return {"query": query, "results": [{**out(r, tz), "rank": round(float(r["rank"]), 4)} for r in rows]}
 
 
 async def delete_document(document_id: RowId) -> dict[str, Any]:
@@ -220,6 +259,7 @@ TOOLS = [
     create_external_document,
     list_documents,
     get_document,
+    update_document,
     search_documents,
     delete_document,
 ]

@@ -8,32 +8,58 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 import asyncpg
 
-from mcp_app.tools.base import NotFound, ToolFailure, Tx, transaction
+from mcp_app.tools.base import NotFound, ToolFailure, Tx, current_call, transaction
+
+# Columns that are the database's business: the owner, and the search vectors.
+HIDDEN = ("owner_id", "keywords", "search")
+UTC = dt.timezone.utc
 
 
-def out(record: Mapping[str, Any], *, exclude: tuple[str, ...] = ("owner_id",)) -> dict[str, Any]:
-    """A database row as JSON-friendly output (ids and times as strings)."""
+def show(value: Any, tz: dt.tzinfo = UTC) -> Any:
+    """One value as JSON-friendly output: ids as strings, instants in tz with their offset, days as dates."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(tz).isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, list):
+        return [show(v, tz) for v in value]
+    return value
+
+
+def out(record: Mapping[str, Any], tz: dt.tzinfo = UTC, *, exclude: tuple[str, ...] = HIDDEN) -> dict[str, Any]:
+    """A database row as JSON-friendly output, its times in the caller's zone tz."""
+    return {key: show(value, tz) for key, value in record.items() if key not in exclude}
+
+
+def supplied() -> frozenset[str]:
+    """The argument names the caller actually sent: an update tool tells `null` (clear) from omitted (keep)."""
+    return frozenset(current_call().arguments)
+
+
+def changes(
+    given: Collection[str],
+    values: Mapping[str, Any],
+    *,
+    required: Collection[str] = (),
+    blank: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The fields the caller sent: an explicit None clears (to NULL, or the column's blank), a required field cannot be cleared."""
     result: dict[str, Any] = {}
-    for key, value in record.items():
-        if key in exclude:
+    for name, value in values.items():
+        if name not in given:
             continue
-        if isinstance(value, uuid.UUID):
-            value = str(value)
-        elif isinstance(value, (dt.datetime, dt.date)):
-            value = value.isoformat()
-        elif isinstance(value, list):
-            value = list(value)
-        result[key] = value
+        if value is None:
+            if name in required:
+                raise ToolFailure(f"{name}: cannot be cleared (it is required); give a new value, or omit it to keep it")
+            value = (blank or {}).get(name)
+        result[name] = value
     return result
-
-
-def utc(value: dt.datetime) -> dt.datetime:
-    """A datetime with a zone; naive input is taken as UTC (documented in docs/app.md)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
 async def insert_row(tx: Tx, table: str, values: Mapping[str, Any], *, returning: str = "*") -> asyncpg.Record:
@@ -55,9 +81,9 @@ async def fetch_owned(conn: asyncpg.Connection, table: str, kind: str, item_id: 
 
 
 async def update_row(tx: Tx, table: str, kind: str, item_id: uuid.UUID, changes: Mapping[str, Any]) -> asyncpg.Record:
-    """Apply the non-None changes to the caller's row (the audit target); NotFound when it does not exist."""
+    """Apply the changes (None sets NULL) to the caller's row (the audit target); NotFound when it does not exist."""
     tx.target = str(item_id)
-    fields = {k: v for k, v in changes.items() if v is not None}
+    fields = dict(changes)
     if not fields:
         raise ToolFailure("nothing to update: give at least one field to change")
     assignments = [f"{column} = ${i}" for i, column in enumerate(fields, start=2)] + ["updated_at = now()"]

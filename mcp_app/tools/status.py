@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from typing import Annotated, Any
 
 import asyncpg
 from pydantic import Field
 
+from mcp_app.tools import times
 from mcp_app.tools.base import ToolFailure, transaction
 from mcp_app.tools.rows import out
 
@@ -25,10 +27,10 @@ class UserStatus(enum.StrEnum):
 _DEFAULT = {"status": UserStatus.AVAILABLE.value, "mood": None, "focus": None, "note": None, "updated_at": None}
 
 
-async def fetch_status(conn: asyncpg.Connection) -> dict[str, Any]:
-    """The caller's status row, or the default when they never set one."""
+async def fetch_status(conn: asyncpg.Connection, tz: dt.tzinfo | None = None) -> dict[str, Any]:
+    """The caller's status row (times in tz, by default the caller's zone), or the default when they never set one."""
     row = await conn.fetchrow("SELECT * FROM status")  # RLS leaves only the caller's row
-    return out(row) if row else dict(_DEFAULT)
+    return out(row, tz or await times.caller_zone(conn)) if row else dict(_DEFAULT)
 
 
 async def get_status() -> dict[str, Any]:
@@ -59,7 +61,7 @@ async def update_status(
             note,
         )
         tx.detail = f"status={row['status']}"
-        return out(row)
+        return out(row, await times.caller_zone(tx.conn))
 
 
 TOOLS = [get_status, update_status]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mcp_app.tools import times
 from mcp_app.tools.base import transaction
 
 
 async def whoami() -> dict[str, Any]:
-    """Who you are signed in as: user id, tenant, permissions, provider."""
+    """Who you are signed in as: user id, tenant, permissions, provider, and your time zone."""
     async with transaction() as tx:
         me = tx.identity
         return {
@@ -18,6 +19,7 @@ async def whoami() -> dict[str, Any]:
             "provider": me.provider,
             "email": me.email,
             "name": me.name,
+            "timezone": str(await times.caller_zone(tx.conn)),
         }
 
 

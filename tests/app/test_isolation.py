@@ -168,7 +168,7 @@ async def test_every_tenant_table_forces_row_level_security(running_app: Running
             "WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'schema_migrations'",
             f"tenant_{tenant}",
         )
-    assert len(tables) == 7
+    assert len(tables) == 8  # 0001's seven and 0002's preferences
     assert [t["relname"] for t in tables if not (t["relrowsecurity"] and t["relforcerowsecurity"] and t["policies"])] == []
 
 

@@ -35,6 +35,7 @@ async def test_whoami_returns_the_identity_from_the_headers(running_app: Running
         "provider": "apikey",
         "email": "zoe@example.com",
         "name": "Zoë Ünal",
+        "timezone": "UTC",
     }
 
 
@@ -180,9 +181,9 @@ async def test_resources_return_the_callers_data_as_json(running_app: RunningApp
         await tools.ok("update_status", status="busy")
         todos = await tools.client.read_resource("pa://todos")
         status = await tools.client.read_resource("pa://status")
-        for uri in ("pa://projects", "pa://calendar", "pa://documents"):
-            assert json.loads((await tools.client.read_resource(uri)).contents[0].text) == []
-    assert [t["title"] for t in json.loads(todos.contents[0].text)] == ["resource todo"]
+        for uri, key in (("pa://projects", "projects"), ("pa://calendar", "events"), ("pa://documents", "documents")):
+            assert json.loads((await tools.client.read_resource(uri)).contents[0].text) == {key: [], "next_cursor": None}
+    assert [t["title"] for t in json.loads(todos.contents[0].text)["todos"]] == ["resource todo"]
     assert json.loads(status.contents[0].text)["status"] == "busy"
 
 
