@@ -13,19 +13,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
 from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Mapping
+from typing import Any, AsyncIterator, Callable, Mapping, TypeVar
 
 import asyncpg
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPError
 from mcp.types import CallToolResult, TextContent
-from mcp_types import INVALID_REQUEST
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 from prometheus_client import Counter, Histogram
 
 from mcp_app.db import Database
@@ -45,6 +46,41 @@ _AUDIT_TOOL_MAX = 100
 _AUDIT_TARGET_MAX = 100
 _AUDIT_REQUEST_ID_MAX = 200
 _AUDIT_DETAIL_MAX = 300
+# The code protocol versions up to 2025-11-25 give an unknown resource; later ones use
+# INVALID_PARAMS (SEP-2164), which is what the SDK raises.
+RESOURCE_NOT_FOUND_LEGACY = -32002
+RESOURCE_NOT_FOUND_INVALID_PARAMS_SINCE = "2026-07-28"
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class ToolHints:
+    """What a tool says about itself beyond its signature; None leaves the registry's derived value."""
+
+    title: str | None = None
+    read_only: bool | None = None
+    destructive: bool | None = None
+    idempotent: bool | None = None
+    output_schema: dict[str, Any] | None = None
+
+
+def hints(**overrides: Any) -> Callable[[_Function], _Function]:
+    """Override a derived annotation, title or output schema: `@hints(idempotent=True)` above a tool function."""
+    given = ToolHints(**overrides)  # a misspelt name fails here, at import
+
+    def mark(tool: _Function) -> _Function:
+        tool.__dict__["tool_hints"] = given
+        return tool
+
+    return mark
+
+
+def hints_of(tool: Callable[..., Any]) -> ToolHints:
+    """The overrides a tool function carries (none by default)."""
+    found = getattr(tool, "tool_hints", None)
+    return found if isinstance(found, ToolHints) else ToolHints()
+
 
 class ToolFailure(ToolError):
     """A failure whose message is written for the caller and safe to keep in the audit log."""
@@ -66,6 +102,8 @@ class ToolCall:
     request_id: str | None
     toolbox: Toolbox
     audited: bool = False
+    # The arguments as sent: update tools tell an explicit null (clear) from an omitted field (keep).
+    arguments: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
 
 _current_call: ContextVar[ToolCall | None] = ContextVar("mcp_app_tool_call", default=None)
@@ -199,6 +237,7 @@ class ToolGate:
             identity=identity,
             request_id=_request_id(ctx.request),
             toolbox=self.toolbox,
+            arguments=_arguments(params) if ctx.method == "tools/call" else {},
         )
         token = _current_call.set(call)
         try:
@@ -207,13 +246,19 @@ class ToolGate:
             needed = contract.METHOD_PERMISSIONS[ctx.method]
             if not identity.has(needed):
                 raise MCPError(code=INVALID_REQUEST, message=_denied_message(ctx.method, needed, identity))
+            if ctx.method == "resources/read":
+                return await _read_resource(ctx, call_next)
             return await call_next(ctx)
         finally:
             _current_call.reset(token)
 
     async def _tool(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext, call: ToolCall) -> HandlerResult:
         needed = contract.TOOL_PERMISSIONS.get(call.tool)
-        if needed is not None and not call.identity.has(needed):
+        if needed is None:
+            # A protocol error, not a tool result: the caller asked for something that is not there.
+            await self.toolbox.audit_apart(call, OUTCOME_ERROR, None, "unknown tool")
+            raise MCPError(code=INVALID_PARAMS, message=f"unknown tool {call.tool[:_AUDIT_TOOL_MAX]!r}; tools/list names every tool")
+        if not call.identity.has(needed):
             message = _denied_message(f"the tool {call.tool}", needed, call.identity)
             await self.toolbox.audit_apart(call, OUTCOME_DENIED, None, f"missing permission {needed}")
             return CallToolResult(content=[TextContent(type="text", text=message)], is_error=True)
@@ -226,6 +271,21 @@ class ToolGate:
             # SDK's message may quote the arguments, so the audit row keeps only the fact.
             await self.toolbox.audit_apart(call, OUTCOME_ERROR, None, "invalid arguments or unknown tool")
         return result
+
+
+async def _read_resource(ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+    try:
+        return await call_next(ctx)
+    except MCPError as exc:
+        legacy = ctx.protocol_version < RESOURCE_NOT_FOUND_INVALID_PARAMS_SINCE
+        if exc.error.code == INVALID_PARAMS and legacy:
+            raise MCPError(code=RESOURCE_NOT_FOUND_LEGACY, message=exc.error.message, data=exc.error.data) from exc
+        raise
+
+
+def _arguments(params: Mapping[str, Any]) -> Mapping[str, Any]:
+    arguments = params.get("arguments")
+    return arguments if isinstance(arguments, Mapping) else {}
 
 
 def _is_error(result: HandlerResult) -> bool:

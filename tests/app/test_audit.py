@@ -5,6 +5,9 @@ from __future__ import annotations
 import base64
 import uuid
 
+import pytest
+from mcp.shared.exceptions import MCPError
+
 from tests.app.conftest import ADMIN, READ_ONLY, RunningApp, new_tenant, person
 
 
@@ -46,14 +49,15 @@ async def test_failed_calls_are_audited_as_errors_and_change_nothing(running_app
         await tools.error("complete_todo", todo_id=missing)
         await tools.error("create_todo", title="")
         await tools.error("create_external_document", title="x", url="javascript:alert(1)")
-        await tools.error("no_such_tool")
+        with pytest.raises(MCPError, match="unknown tool"):
+            await tools.client.call_tool("no_such_tool", {})
         assert (await tools.ok("list_documents"))["documents"] == []
     rows = await _audit_rows(running_app, tenant, "ann")
     assert [(r["tool"], r["target_id"], r["outcome"], r["detail"]) for r in rows] == [
         ("complete_todo", missing, "error", f"todo {missing} not found"),
         ("create_todo", None, "error", "invalid arguments or unknown tool"),
         ("create_external_document", None, "error", "only http and https links are allowed; got scheme 'javascript'"),
-        ("no_such_tool", None, "error", "invalid arguments or unknown tool"),
+        ("no_such_tool", None, "error", "unknown tool"),
         ("list_documents", None, "success", ""),
     ]
 

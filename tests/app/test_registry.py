@@ -11,7 +11,7 @@ from mcp_app.app import build_mcp_server
 from mcp_app.db import Database
 from mcp_app.tools import todos
 from mcp_app.tools.base import Toolbox, ToolFailure
-from mcp_app.tools.registry import ALL_TOOLS, ToolRegistryError, check_against_contract, register_tools
+from mcp_app.tools.registry import ALL_TOOLS, ToolRegistryError, build_tools, check_against_contract
 from mcp_pa.core import contract
 
 # Never connected: building the server opens no connection.
@@ -44,7 +44,7 @@ async def test_registered_tools_are_described_by_their_docstrings() -> None:
 async def test_a_tool_missing_from_the_contract_stops_start() -> None:
     server = MCPServer("test")
     with pytest.raises(ToolRegistryError, match=r"no permission in mcp_pa.core.contract for archive_todo \(add each to READ_TOOLS"):
-        register_tools(server, [*ALL_TOOLS, archive_todo])
+        build_tools([*ALL_TOOLS, archive_todo])
     assert await server.list_tools() == []  # nothing half-registered
 
 
@@ -52,7 +52,7 @@ async def test_a_contract_tool_without_a_function_stops_start() -> None:
     server = MCPServer("test")
     without_delete = [tool for tool in ALL_TOOLS if tool is not todos.delete_todo]
     with pytest.raises(ToolRegistryError, match=r"no function for contract tool\(s\) delete_todo \(add each to its domain's TOOLS list\)"):
-        register_tools(server, without_delete)
+        build_tools(without_delete)
     assert await server.list_tools() == []
 
 

@@ -175,3 +175,53 @@ async def test_api_key_create_prints_the_key_once_and_stores_only_its_hash(fake:
         assert d.headers[contract.HEADER_PERMISSIONS] == "read,write"
     finally:
         await client.close()
+
+
+def _api_key(path: Path, command: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MCP_HTTP_")}
+    return subprocess.run(
+        mcp_pa_command("api-key", command, "--file", str(path), *args), cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+
+
+@pytest.mark.parametrize("tenant", ["public", "information_schema", "pg_catalog", "pg_toast"])
+def test_api_key_create_refuses_reserved_tenants_before_writing(tmp_path: Path, tenant: str) -> None:
+    path = tmp_path / "keys.yaml"
+    made = _api_key(path, "create", "--id", "x", "--tenant", tenant)
+    assert made.returncode == 2 and f"--tenant {tenant!r} is reserved" in made.stderr, made.stderr
+    assert made.stdout == "" and not path.exists()
+
+
+def test_api_key_list_shows_what_each_key_may_do_and_never_a_hash(tmp_path: Path) -> None:
+    path = tmp_path / "keys.yaml"
+    path.write_text(BASE_KEYS)
+    listed = _api_key(path, "list")
+    assert listed.returncode == 0, listed.stderr
+    lines = [line.split() for line in listed.stdout.splitlines()]
+    assert lines == [
+        ["ID", "TENANT", "PERMISSIONS", "EXPIRES", "STATE"],
+        ["reader", "acme", "read", "never", "active"],
+        ["gone", "acme", "read", "never", "disabled"],
+        ["old", "acme", "read", "2020-01-01T00:00:00+00:00", "expired"],
+    ]
+    assert sha(KEY_READER) not in listed.stdout + listed.stderr
+
+
+async def test_revoked_key_is_refused_by_the_running_authz_service(fake: FakeProviders, tmp_path: Path, clock: FakeClock) -> None:
+    path = tmp_path / "keys.yaml"
+    made = _api_key(path, "create", "--id", "ci-bot", "--tenant", "acme")
+    assert made.returncode == 0, made.stderr
+    key = made.stdout.strip()
+    client = AuthzClient(await start(make_settings(fake, api_keys_file=path), "127.0.0.1:0", clock=clock))
+    try:
+        assert (await client.bearer(key)).allowed
+        unknown = _api_key(path, "revoke", "no-such-key")
+        assert unknown.returncode == 2 and "no key with id 'no-such-key' (keys: ci-bot)" in unknown.stderr
+        revoked = _api_key(path, "revoke", "ci-bot")
+        assert revoked.returncode == 0, revoked.stderr
+        assert parse_keys(path.read_text())[sha(key)].disabled
+        assert "disabled" in _api_key(path, "list").stdout
+        clock.advance(1.1)  # the service re-reads the file at most once a second
+        assert (await client.bearer(key)).status == 401
+    finally:
+        await client.close()
