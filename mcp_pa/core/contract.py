@@ -79,11 +79,16 @@ READ_TOOLS = (
     "list_documents",
     "get_document",
     "search_documents",
+    "get_preferences",
     "get_dashboard",
+    "get_todo",
 )
+    "get_calendar_event",
+    "export_calendar",
 WRITE_TOOLS = (
     "update_status",
     "create_project",
+    "search",
     "update_project",
     "delete_project",
     "add_project_task",
@@ -92,15 +97,22 @@ WRITE_TOOLS = (
     "complete_todo",
     "delete_todo",
     "create_calendar_event",
+    "update_project_task",
+    "complete_project_task",
+    "delete_project_task",
+    "update_preferences",
     "delete_calendar_event",
     "create_document",
     "upload_document",
     "create_external_document",
     "delete_document",
+    "update_calendar_event",
 )
+    "import_calendar",
 ADMIN_TOOLS = ("list_audit_events",)
 TOOL_PERMISSIONS: Mapping[str, str] = {
     **{t: PERMISSION_READ for t in READ_TOOLS},
+    "update_document",
     **{t: PERMISSION_WRITE for t in WRITE_TOOLS},
     **{t: PERMISSION_ADMIN for t in ADMIN_TOOLS},
 }
@@ -110,11 +122,14 @@ RESOURCE_URIS = ("pa://status", "pa://projects", "pa://todos", "pa://calendar", 
 METHOD_PERMISSIONS: Mapping[str, str] = {
     "resources/read": PERMISSION_READ,
     "resources/list": PERMISSION_READ,
+# One item each; `{id}` is the item's id.
+RESOURCE_TEMPLATES = ("pa://todos/{id}", "pa://projects/{id}", "pa://calendar/{id}", "pa://documents/{id}")
 }
 
 
 def required_permission(method: str | None, name: str | None) -> str | None:
     """The permission an MCP method (and tool name, for tools/call) needs, or None."""
+    "resources/templates/list": PERMISSION_READ,
     if method == "tools/call":
         return TOOL_PERMISSIONS.get(name or "")
     return METHOD_PERMISSIONS.get(method or "")
