@@ -91,8 +91,12 @@ class Bench:
         }
 
     def h2load(self, load: H2Load) -> Measurement:
+        """Run one case; its per-request log (MBs each) is kept only when the case failed."""
         self._logs += 1
-        return load.run(self.out / "h2load" / f"{self._logs:03d}.tsv")
+        log_file = self.out / "h2load" / f"{self._logs:03d}.tsv"
+        measurement = load.run(log_file)
+        log_file.unlink(missing_ok=True)
+        return measurement
 
     def interleave(self, cases: dict[str, Callable[[], Measurement]], rounds: int | None = None) -> dict[str, list[Measurement]]:
         """Run every case once per round, in turn (A B C A B C), so drift hits them all alike."""

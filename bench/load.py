@@ -125,7 +125,7 @@ class H2Load:
             raise BenchError(f"h2load exited {done.returncode}: {(done.stderr or done.stdout)[-1500:]}")
         measurement = parse_h2load(done.stdout, log_file)
         if measurement.requests == 0 or measurement.failed or measurement.non_2xx:
-            raise BenchError(f"h2load against {self.url}: {measurement} (requests failed or were refused)")
+            raise BenchError(f"h2load against {self.url}: {measurement} (requests failed or were refused; per-request log kept: {log_file})")
         return measurement
 
 

@@ -15,12 +15,12 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import AsyncIterator
+from typing import AsyncIterator, Iterator
 
 import asyncpg
 
 from mcp_pa.core import contract
-from mcp_pa.core.settings import Settings, get_settings
+from mcp_pa.core.settings import ENV_PREFIX, Settings, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -249,12 +249,37 @@ class Database:
 
 
 def database_dsn(settings: Settings) -> str:
-    """The configured PostgreSQL URL, or an embedded PostgreSQL in the state directory."""
+    """The configured PostgreSQL URL, or an embedded PostgreSQL in the state directory.
+
+    The embedded one stays up until this process exits; `database_in_use` stops it sooner.
+    """
     if settings.database_connection_string:
         return settings.database_connection_string
-    from mcp_pa.core.postgres import embedded_dsn  # local development only; production requires a connection string
+    from mcp_pa.core.postgres import EmbeddedPostgres, embedded_pgdata  # local development only
 
-    return embedded_dsn(Path(settings.state_dir))
+    return EmbeddedPostgres(embedded_pgdata(Path(settings.state_dir))).dsn
+
+
+@contextlib.contextmanager
+def database_in_use(settings: Settings, *, create: bool = True) -> Iterator[str]:
+    """The DSN to use while the block runs: the configured URL, or the state directory's embedded
+    PostgreSQL, started (or reused) here and stopped on the way out unless another live process holds it.
+
+    `create=False` refuses to make a new embedded database where none exists (ValueError naming the fix).
+    """
+    if settings.database_connection_string:
+        yield settings.database_connection_string
+        return
+    from mcp_pa.core.postgres import EmbeddedPostgres, embedded_pgdata, has_embedded  # local development only
+
+    state_dir = Path(settings.state_dir).resolve()
+    if not create and not has_embedded(state_dir):
+        raise ValueError(
+            f"no database: {ENV_PREFIX}DATABASE_CONNECTION_STRING is not set and {state_dir} holds no embedded PostgreSQL; "
+            f"set the connection string, or {ENV_PREFIX}STATE_DIR to the state directory `mcp-pa up` uses"
+        )
+    with EmbeddedPostgres(embedded_pgdata(state_dir)) as postgres:
+        yield postgres.dsn
 
 
 async def migrate_all(dsn: str) -> dict[str, list[int]]:
@@ -274,9 +299,14 @@ async def migrate_all(dsn: str) -> dict[str, list[int]]:
 
 
 def cli_migrate(args: argparse.Namespace) -> int:
-    """`mcp-pa db migrate`: upgrade every tenant schema to the newest migration."""
+    """`mcp-pa db migrate`: upgrade every tenant schema to the newest migration (never in a new, empty database)."""
+    from mcp_pa.core.postgres import describe_dsn
+
     settings = get_settings()
-    results = asyncio.run(migrate_all(database_dsn(settings)))
+    with database_in_use(settings, create=False) as dsn:
+        where = "the connection string" if settings.database_connection_string else f"the embedded PostgreSQL of {Path(settings.state_dir).resolve()}"
+        print(f"database: {describe_dsn(dsn)} ({where})")
+        results = asyncio.run(migrate_all(dsn))
     for tenant_id, versions in results.items():
         state = f"applied {', '.join(map(str, versions))}" if versions else "up to date"
         print(f"tenant {tenant_id}: {state}")

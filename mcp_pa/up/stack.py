@@ -1,12 +1,14 @@
 """Starting the stack's processes: one `Service` type, the embedded PostgreSQL and the ports.
 
 `mcp-pa up`, the test fixtures and the bench all start their processes here: a service runs in
-its own process group with its output in a log file, is ready when its probe says so (or fails
-fast with the last lines of that log), and stops with one group kill, SIGTERM then SIGKILL.
+its own process group with its output appended to a log file (each run after a start marker,
+never truncated), is ready when its probe says so (or fails fast with the last lines of this
+run's log), and stops with one group kill, SIGTERM then SIGKILL.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -160,13 +162,25 @@ def mcp_pa_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "mcp_pa", *args]
 
 
-def tail(log: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """The last lines of a log, or a note saying there is none."""
+def tail(log: Path, lines: int = LOG_TAIL_LINES, since: int = 0) -> str:
+    """The last lines of a log written after byte offset `since`, or a note saying there are none."""
     try:
-        text = log.read_text(errors="replace")
+        with open(log, "rb") as f:
+            f.seek(since)
+            text = f.read().decode(errors="replace")
     except OSError:
         return "(no log)"
     return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
+
+
+def start_marker(name: str) -> bytes:
+    """The line that opens one run in a service's log: a JSON line like the services' own."""
+    now = time.time()
+    entry = {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z",
+        "level": "info", "logger": "mcp_pa.up", "message": f"--- {name} starting ---",
+    }
+    return (json.dumps(entry) + "\n").encode()
 
 
 def indent(text: str) -> str:
@@ -190,6 +204,8 @@ class Service:
     # default because a preexec function is unsafe in a process with threads (pytest's).
     die_with_parent: bool = False
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+    # Where this run's lines begin in the log (earlier runs stay above the start marker).
+    log_offset: int = field(default=0, repr=False)
 
     @property
     def pid(self) -> int:
@@ -198,7 +214,10 @@ class Service:
 
     def start(self) -> Service:
         self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "wb") as out:
+        with open(self.log, "ab") as out:
+            self.log_offset = out.tell()
+            out.write(start_marker(self.name))
+            out.flush()
             # A new session per service: Ctrl-C in a terminal reaches only the parent, which stops
             # its services in order, and killpg reaches each service's own helpers too.
             self.proc = subprocess.Popen(
@@ -248,7 +267,8 @@ class Service:
         return f"{self.name} {self.exit_reason()}; last lines of {self.log}:\n" + indent(self.tail())
 
     def tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        return tail(self.log, lines)
+        """The last lines this run wrote."""
+        return tail(self.log, lines, self.log_offset)
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM to the process group, SIGKILL after `timeout`; idempotent."""

@@ -2,8 +2,9 @@
 
 Order: dev TLS certificate → embedded PostgreSQL (unless MCP_HTTP_DATABASE_CONNECTION_STRING is
 set) → authz → app → Envoy. Each child runs in its own process group with its log in
-`<state dir>/logs/`; when one exits the rest are stopped and the reason is shown with the last
-lines of its log. SIGINT/SIGTERM stop everything and leave no process behind.
+`<state dir>/logs/` (appended, one start marker per run); when one exits the rest are stopped and
+the reason is shown with the last lines of its log. SIGINT/SIGTERM stop everything and leave no
+process behind, an embedded PostgreSQL left running by an earlier, killed `up` included.
 """
 
 from __future__ import annotations
@@ -281,7 +282,8 @@ def _start_postgres(sup: Supervisor, state_dir: Path) -> EmbeddedPostgres:
     sup.say(f"  starting postgres embedded PostgreSQL in {pgdata}")
     started = time.monotonic()
     postgres = EmbeddedPostgres(pgdata)
-    sup.say(f"  ready    postgres ({time.monotonic() - started:.1f}s)")
+    reused = " (reused the one an earlier run left running; stopped on exit)" if postgres.reused else ""
+    sup.say(f"  ready    postgres ({time.monotonic() - started:.1f}s){reused}")
     return postgres
 
 

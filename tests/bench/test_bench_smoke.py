@@ -32,6 +32,9 @@ def test_quick_bench_writes_report_with_positive_rates(tmp_path: Path) -> None:
     assert "| 1 direct gRPC | ours, cached API key, 1 worker |" in markdown
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| 1 direct gRPC |" in done.stdout  # the table is printed too
+    # Passing cases leave no per-request log, and the run says how much it wrote.
+    assert not list((out / "h2load").iterdir())
+    assert f"results: {out} (" in done.stdout and " MB written)" in done.stdout
 
 
 def test_missing_load_tools_fail_with_the_install_command(tmp_path: Path) -> None:
