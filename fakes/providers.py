@@ -32,6 +32,7 @@ class FakeIssuer:
         self.keys: list[SigningKey] = [SigningKey(alg)]
         self.cache_control = "public, max-age=300"
         self.extra_jwks: list[dict[str, Any]] = []  # raw entries appended to the served set
+        self.metadata: dict[str, Any] = {}  # more discovery fields (fakes/oauth.py adds its endpoints)
 
     @property
     def key(self) -> SigningKey:
@@ -47,7 +48,7 @@ class FakeIssuer:
         return {"keys": [k.public_jwk() for k in self.keys] + self.extra_jwks}
 
     def discovery(self) -> dict[str, Any]:
-        return {"issuer": self.issuer, "jwks_uri": self.jwks_url, "id_token_signing_alg_values_supported": ["RS256", "ES256"]}
+        return {"issuer": self.issuer, "jwks_uri": self.jwks_url, "id_token_signing_alg_values_supported": ["RS256", "ES256"], **self.metadata}
 
     def claims(self, aud: str | list[str], sub: str = "user-1", lifetime: int = 600, **extra: Any) -> dict[str, Any]:
         return standard_claims(self.issuer, aud, sub, lifetime, **extra)
@@ -89,6 +90,8 @@ class FakeProviders:
         self.failures: dict[str, int | str] = {}  # path prefix → HTTP status or "hang"
         self.delays: dict[str, float] = {}  # path prefix → seconds to wait before a normal answer
         self.hang_seconds = 3.0
+        # More endpoints (fakes/oauth.py): each answers (status, headers, payload) or None when not its path.
+        self.routes: list[Any] = []
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -184,6 +187,10 @@ class FakeProviders:
                 return 200, {"cache-control": issuer.cache_control}, issuer.jwks()
             if path == f"{prefix}/.well-known/openid-configuration":
                 return 200, {}, issuer.discovery()
+        for route in self.routes:
+            answer = route(method, path, query, headers, body)
+            if answer is not None:
+                return answer
         bearer = headers.get("authorization", "")
         token = bearer[7:] if bearer.lower().startswith("bearer ") else ""
         if path == "/google/tokeninfo":
@@ -232,9 +239,10 @@ def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, extra, payload = fake.handle(method, url.path, urllib.parse.parse_qs(url.query), headers, body)
-            data = json.dumps(payload).encode()
+            html = isinstance(payload, bytes)  # a page for a browser (the fake consent page)
+            data = payload if html else json.dumps(payload).encode()
             self.send_response(status)
-            self.send_header("content-type", "application/json")
+            self.send_header("content-type", "text/html; charset=utf-8" if html else "application/json")
             self.send_header("content-length", str(len(data)))
             for key, value in extra.items():
                 self.send_header(key, value)

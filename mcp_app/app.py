@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import urllib.parse
-from typing import Any, AsyncIterator
+from typing import AsyncIterator
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
@@ -19,7 +19,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mcp_app import discovery
 from mcp_app.db import Database, database_dsn
+from mcp_app.discovery import authorization_servers as authorization_servers  # moved; kept importable
+from mcp_app.discovery import protected_resource_metadata as protected_resource_metadata
 from mcp_app.identity import IdentityMiddleware
 from mcp_app.resources import register_resources
 from mcp_app.tools.base import Toolbox, ToolGate
@@ -33,34 +36,6 @@ INSTRUCTIONS = (
     "A personal assistant: your status, projects with tasks, todos, calendar, documents and a "
     "dashboard. Every item is private to you; ids are UUIDs returned when an item is created."
 )
-GOOGLE_ISSUER = "https://accounts.google.com"
-GITHUB_AUTHORIZATION_SERVER = "https://github.com/login/oauth"
-
-
-def authorization_servers(settings: Settings) -> list[str]:
-    """The issuers a client may get a token from, in the order providers are configured."""
-    servers: list[str] = []
-    if settings.google_client_id:
-        servers.append(GOOGLE_ISSUER)
-    if settings.auth0_issuer_url:
-        servers.append(settings.auth0_issuer_url)
-    servers.extend(p.issuer for p in settings.oidc_providers)
-    if settings.github_enabled:
-        servers.append(GITHUB_AUTHORIZATION_SERVER)
-    return list(dict.fromkeys(servers))
-
-
-def protected_resource_metadata(settings: Settings) -> dict[str, Any]:
-    """RFC 9728 Protected Resource Metadata for `<PUBLIC_URL>/mcp`."""
-    return {
-        "resource": settings.resource_url,
-        "authorization_servers": authorization_servers(settings),
-        "scopes_supported": list(contract.SCOPES),
-        "bearer_methods_supported": ["header"],
-        "resource_name": SERVER_NAME,
-    }
-
-
 def transport_security(settings: Settings) -> TransportSecuritySettings:
     """DNS-rebinding protection: the public host and loopback; browser origins from settings."""
     public = urllib.parse.urlsplit(settings.public_url)
@@ -97,7 +72,6 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         transport_security=transport_security(settings),
         max_request_body_size=MAX_REQUEST_BODY_BYTES,
     )
-    prm = protected_resource_metadata(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -107,9 +81,6 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
                 yield
         finally:
             await db.close()
-
-    async def metadata(_: Request) -> Response:
-        return JSONResponse(prm, headers={"cache-control": "public, max-age=3600"})
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -123,8 +94,7 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
-        Route(contract.PRM_PATH, metadata, methods=["GET"]),
-        Route(contract.PRM_MCP_PATH, metadata, methods=["GET"]),
+        *discovery.routes(settings),  # PRM and the login document, public, with CORS
         Route(contract.HEALTHZ_PATH, healthz, methods=["GET"]),
         Route(contract.READYZ_PATH, readyz, methods=["GET"]),
         Route(contract.METRICS_PATH, metrics, methods=["GET"]),

@@ -1,4 +1,4 @@
-"""The `mcp-pa` command: up, authz, app, api-key, db, connect, health.
+"""The `mcp-pa` command: up, authz, app, api-key, db, connect, login, logout, health.
 
 Each subcommand imports its part inside its handler, so that `mcp-pa authz` never loads the app,
 `connect` and `health` stay quick to start, and the base install (client side only) can run
@@ -97,6 +97,25 @@ def _add_api_key(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     c.add_argument("--expires", default=None, help="ISO 8601 date or datetime, or a duration like 90d")
     c.add_argument("--file", default=None, help="keys file (default MCP_HTTP_API_KEYS_FILE)")
     c.set_defaults(run=_run_api_key_create)
+    ls = keys.add_parser("list", help="show each key's id, tenant, permissions, expiry and state (never a hash)")
+    ls.add_argument("--file", default=None, help="keys file (default MCP_HTTP_API_KEYS_FILE)")
+    ls.set_defaults(run=_run_api_key_list)
+    r = keys.add_parser("revoke", help="mark a key disabled; the authz service refuses it from its next reload")
+    r.add_argument("id", help="the key's id, as `api-key list` shows it")
+    r.add_argument("--file", default=None, help="keys file (default MCP_HTTP_API_KEYS_FILE)")
+    r.set_defaults(run=_run_api_key_revoke)
+
+
+def _run_api_key_list(args: argparse.Namespace) -> int:
+    from mcp_pa import api_key
+
+    return api_key.list_keys(args)
+
+
+def _run_api_key_revoke(args: argparse.Namespace) -> int:
+    from mcp_pa import api_key
+
+    return api_key.revoke(args)
 
 
 def _add_db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,10 +129,43 @@ def _add_connect(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p = sub.add_parser("connect", help="stdio ↔ Streamable HTTP bridge for local-only MCP clients")
     p.add_argument("url")
     g = p.add_mutually_exclusive_group()
+    g.add_argument("--login", action="store_true", help="use (and keep fresh) the tokens `mcp-pa login URL` stored")
     g.add_argument("--api-key-env", default=None, help="environment variable holding the API key")
     g.add_argument("--token-command", default=None, help="command printing a bearer token")
+    p.add_argument("--provider", default=None, help="with --login: which stored sign-in (default: the newest)")
     p.add_argument("--ca", default=None, help="CA bundle to trust for the server's certificate")
     p.set_defaults(run=_run_connect)
+
+
+def _run_login(args: argparse.Namespace) -> int:
+    from mcp_pa import login
+
+    return login.main(args)
+
+
+def _run_logout(args: argparse.Namespace) -> int:
+    from mcp_pa import login
+
+    return login.logout(args)
+
+
+def _add_login(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("login", help="sign in to a server with an identity provider it accepts; keeps the tokens for connect --login")
+    p.add_argument("url", help="the server's MCP URL or base URL")
+    p.add_argument("--provider", default=None, help="a provider the server lists (google, github, auth0, oidc-<name>)")
+    p.add_argument("--device", action="store_true", help="sign in with a code on another device (RFC 8628) instead of a local browser")
+    p.add_argument("--no-browser", action="store_true", help="print the sign-in URL instead of opening a browser")
+    p.add_argument("--ca", default=None, help="CA bundle to trust for the server's certificate")
+    p.add_argument("--timeout", type=float, default=300.0, help=argparse.SUPPRESS)  # tests: the browser that never returns
+    p.set_defaults(run=_run_login)
+
+
+def _add_logout(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("logout", help="forget (and revoke where the provider allows) the tokens login stored")
+    p.add_argument("url", help="the server's MCP URL or base URL")
+    p.add_argument("--provider", default=None, help="only this provider's sign-in (default: every one for the server)")
+    p.add_argument("--ca", default=None, help="CA bundle to trust for the provider's revocation endpoint")
+    p.set_defaults(run=_run_logout)
 
 
 def _add_health(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -127,7 +179,7 @@ def _add_health(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mcp-pa", description="Multi-tenant personal-assistant MCP server")
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_up, _add_authz, _add_app, _add_api_key, _add_db, _add_connect, _add_health):
+    for add in (_add_up, _add_authz, _add_app, _add_api_key, _add_db, _add_connect, _add_login, _add_logout, _add_health):
         add(sub)
     return parser
 

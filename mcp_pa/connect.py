@@ -174,6 +174,80 @@ class TokenCommandCredential(Credential):
         )
 
 
+class LoginCredential(Credential):
+    """The bearer `mcp-pa login` stored, refreshed before it expires and once after a 401.
+
+    One asyncio lock makes concurrent requests share one refresh. The store is re-read before
+    refreshing, so a bridge of another client that already rotated the refresh token is
+    followed instead of replaying a used one (which providers with reuse detection punish by
+    revoking the whole family).
+    """
+
+    refreshable = True
+    REFRESH_AHEAD = 60.0  # seconds before expiry; also covers the server's clock being a little ahead
+
+    def __init__(self, url: str, provider: str | None, verify: ssl.SSLContext | bool, store: Any = None) -> None:
+        from mcp_pa import tokens
+
+        self._base = f"{urllib.parse.urlsplit(url).scheme}://{urllib.parse.urlsplit(url).netloc}"
+        self._provider = provider
+        self._verify = verify
+        self._store = store or tokens.TokenStore()
+        self._login = self._store.get(self._base, provider)
+        self._lock = asyncio.Lock()
+        self._refused: str | None = None  # a refresh token the provider refused: not offered again
+
+    def _relogin(self, why: str) -> BridgeError:
+        flag = f" --provider {self._provider}" if self._provider else ""
+        return BridgeError(UNAUTHORIZED, f"{why}; run `mcp-pa login {self._base}{flag}` in a terminal, then retry.")
+
+    async def headers(self) -> dict[str, str]:
+        async with self._lock:
+            if self._login is None:
+                raise self._relogin(f"Not signed in to {self._base}")
+            if self._login.expires_within(self.REFRESH_AHEAD) and self._login.refresh_token:
+                await self._refresh_locked()
+            assert self._login is not None
+            return {contract.HEADER_AUTHORIZATION: f"Bearer {self._login.bearer}"}
+
+    async def refresh(self, used: dict[str, str]) -> None:
+        async with self._lock:
+            if self._login is not None and used.get(contract.HEADER_AUTHORIZATION) == f"Bearer {self._login.bearer}":
+                await self._refresh_locked()
+
+    async def _refresh_locked(self) -> None:
+        from mcp_pa import login as login_flow
+
+        assert self._login is not None
+        stored = self._store.get(self._base, self._login.provider)
+        if stored is not None and stored.bearer != self._login.bearer and not stored.expires_within(self.REFRESH_AHEAD):
+            self._login = stored  # another process refreshed (and maybe rotated) already
+            return
+        if stored is not None:
+            self._login = stored
+        if not self._login.refresh_token:
+            raise self._relogin(f"The {self._login.provider} sign-in for {self._base} has expired and cannot be refreshed")
+        if self._login.refresh_token == self._refused:
+            raise self._relogin(f"The sign-in to {self._base} has expired or was revoked")
+        try:
+            fresh = await login_flow.refresh(self._login, self._verify)
+        except login_flow.RefreshRefused as exc:
+            self._refused = self._login.refresh_token
+            raise self._relogin(f"The sign-in to {self._base} has expired or was revoked: {exc}") from None
+        except login_flow.RefreshUnavailable as exc:
+            raise BridgeError(UNAVAILABLE, f"{exc}. Check the network; the bridge tries again on the next request.") from None
+        self._store.put(fresh)  # the rotated refresh token replaces the used one atomically
+        self._login = fresh
+
+    def describe(self) -> str:
+        if self._login is None:
+            return f"no stored login for {self._base}"
+        return f"login {self._login.provider} at {self._base} (token {logs.fingerprint(self._login.bearer)})"
+
+    def unauthorized_hint(self) -> str:
+        return self._relogin(f"The server refused the {self._login.provider if self._login else ''} sign-in even after a refresh").message
+
+
 def encode_header_value(value: str) -> str:
     """A value as the SDK puts it in Mcp-Name: verbatim if it survives an HTTP field, else `=?base64?…?=`."""
     if _HEADER_SAFE.fullmatch(value) and value == value.strip() and not _B64_SENTINEL.fullmatch(value):
@@ -499,7 +573,11 @@ def _start_stdin_reader(queue: asyncio.Queue[bytes | None]) -> None:
     threading.Thread(target=read, name="stdin-reader", daemon=True).start()
 
 
-def build_credential(args: argparse.Namespace) -> Credential:
+def build_credential(args: argparse.Namespace, verify: ssl.SSLContext | bool = True) -> Credential:
+    if getattr(args, "login", False):
+        return LoginCredential(args.url, args.provider, verify)
+    if args.provider is not None:
+        raise ValueError("--provider goes with --login")
     if args.token_command is not None:
         return TokenCommandCredential(args.token_command)
     if args.api_key_env is not None:
@@ -540,12 +618,13 @@ async def serve(url: str, credential: Credential, verify: ssl.SSLContext | bool,
 
 
 def main(args: argparse.Namespace) -> int:
-    """Entry point of `mcp-pa connect URL [--api-key-env NAME | --token-command CMD] [--ca FILE]`."""
+    """Entry point of `mcp-pa connect URL [--login [--provider NAME] | --api-key-env NAME | --token-command CMD] [--ca FILE]`."""
     logs.configure("INFO")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # its request lines are noise in a client's log
+    for noisy in ("httpx", "httpx2"):  # their request lines are noise in a client's log (Authlib uses httpx2 when installed)
+        logging.getLogger(noisy).setLevel(logging.WARNING)  # its request lines are noise in a client's log
     url = check_url(args.url)
-    credential = build_credential(args)
     verify = build_verify(args.ca)
+    credential = build_credential(args, verify)
     out = _claim_stdout()
     log.info("bridge ready", extra={"url": url, "credential": credential.describe()})
     asyncio.run(serve(url, credential, verify, out))

@@ -59,7 +59,8 @@ HEALTHZ_PATH = "/healthz"
 # never through Envoy (which answers 404 for /metrics).
 READYZ_PATH = "/readyz"
 METRICS_PATH = "/metrics"
-PUBLIC_PATHS = (PRM_PATH, PRM_MCP_PATH, HEALTHZ_PATH)
+LOGIN_PATH = "/.well-known/mcp-pa-login"  # the login clients `mcp-pa login` uses (mcp_app/discovery.py)
+PUBLIC_PATHS = (PRM_PATH, PRM_MCP_PATH, LOGIN_PATH, HEALTHZ_PATH)
 
 # Default ports (every one is configurable).
 DEFAULT_HTTPS_PORT = 8443

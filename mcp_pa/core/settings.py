@@ -32,6 +32,8 @@ class OIDCProvider(BaseModel):
     domains: list[str] = []
     # True: the token's mcp:* scopes are the permissions (the issuer decides); false: they only narrow.
     trust_scopes: bool = False
+    # The issuer's public client (PKCE, device code) that `mcp-pa login` uses; published at /.well-known/mcp-pa-login.
+    login_client_id: str | None = None
 
 
 def _csv(value: object) -> object:
@@ -59,12 +61,19 @@ class Settings(BaseSettings):
     google_jwks_url: str = "https://www.googleapis.com/oauth2/v3/certs"
     google_tokeninfo_url: str = "https://oauth2.googleapis.com/tokeninfo"
     google_userinfo_url: str = "https://openidconnect.googleapis.com/v1/userinfo"
+    # Sign-in: a Google "Desktop app" client for `mcp-pa login` (Google documents its secret as not confidential).
+    google_login_client_id: str | None = None
+    google_login_client_secret: str | None = None
+    google_authorization_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_token_url: str = "https://oauth2.googleapis.com/token"
+    google_revocation_url: str = "https://oauth2.googleapis.com/revoke"
 
     # Auth0
     auth0_domain: str | None = None
     auth0_audience: str | None = None
     auth0_issuer: str | None = None  # default https://<domain>/
     auth0_jwks_url: str | None = None  # default <issuer>.well-known/jwks.json
+    auth0_login_client_id: str | None = None  # an Auth0 Native application for `mcp-pa login`
     auth0_domains: CSV = []  # email domains the Auth0 tenant is authoritative for
 
     # GitHub
@@ -74,6 +83,11 @@ class Settings(BaseSettings):
     github_allowed_orgs: CSV = []
     github_allow_any_token: bool = False
     github_api_url: str = "https://api.github.com"
+    github_web_url: str | None = None  # default: github.com for api.github.com, else the API URL without /api/v3 (Enterprise)
+
+    # Order of `authorization_servers` in the Protected Resource Metadata, by provider name
+    # (auth0, oidc-<name>, google, github); unset: Auth0, the OIDC issuers, Google, GitHub.
+    authorization_servers: CSV = []
 
     # Generic OIDC issuers
     oidc_providers: Annotated[list[OIDCProvider], NoDecode] = []
@@ -96,7 +110,7 @@ class Settings(BaseSettings):
     # Process ports (the CLI flags override the listen addresses)
     authz_metrics_port: int = Field(default=9102, ge=0, le=65535)
 
-    @field_validator("google_client_id", "github_allowed_orgs", "allowed_origins", "auth0_domains", mode="before")
+    @field_validator("google_client_id", "github_allowed_orgs", "allowed_origins", "authorization_servers", "auth0_domains", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         return _csv(value)
@@ -140,6 +154,16 @@ class Settings(BaseSettings):
             return self.auth0_jwks_url
         return f"{issuer.rstrip('/')}/.well-known/jwks.json" if issuer else None
 
+    @property
+    def github_web(self) -> str:
+        """GitHub's web origin (OAuth endpoints live there, not on the API host)."""
+        if self.github_web_url:
+            return self.github_web_url.rstrip("/")
+        api = self.github_api_url.rstrip("/")
+        if api == "https://api.github.com":
+            return "https://github.com"
+        return api.removesuffix("/api/v3")
+
     def provider_urls(self) -> dict[str, str]:
         """Every outbound provider URL by its setting name (for the plain-http rule)."""
         urls = {
@@ -147,6 +171,10 @@ class Settings(BaseSettings):
             "GOOGLE_TOKENINFO_URL": self.google_tokeninfo_url,
             "GOOGLE_USERINFO_URL": self.google_userinfo_url,
             "GITHUB_API_URL": self.github_api_url,
+            "GITHUB_WEB_URL": self.github_web,
+            "GOOGLE_AUTHORIZATION_URL": self.google_authorization_url,
+            "GOOGLE_TOKEN_URL": self.google_token_url,
+            "GOOGLE_REVOCATION_URL": self.google_revocation_url,
         }
         if self.auth0_issuer_url:
             urls["AUTH0_ISSUER"] = self.auth0_issuer_url
@@ -173,6 +201,15 @@ class Settings(BaseSettings):
             )
         if self.github_enabled and self.github_client_id and not self.github_client_secret:
             problems.append(f"{ENV_PREFIX}GITHUB_CLIENT_SECRET is required when {ENV_PREFIX}GITHUB_CLIENT_ID is set")
+        if self.google_login_client_id and not self.google_login_client_secret:
+            problems.append(
+                f"{ENV_PREFIX}GOOGLE_LOGIN_CLIENT_SECRET is required with {ENV_PREFIX}GOOGLE_LOGIN_CLIENT_ID "
+                "(Google's Desktop-app clients exchange codes with their secret)"
+            )
+        known = {"auth0", "google", "github", *(f"oidc-{p.name}" for p in self.oidc_providers)}
+        for name in self.authorization_servers:
+            if name not in known:
+                problems.append(f"{ENV_PREFIX}AUTHORIZATION_SERVERS: unknown provider {name!r} (one of {', '.join(sorted(known))})")
         names = [p.name for p in self.oidc_providers]
         if len(names) != len(set(names)):
             problems.append(f"{ENV_PREFIX}OIDC_PROVIDERS: provider names must be unique")
@@ -195,6 +232,9 @@ class Settings(BaseSettings):
                 problems.append(f"{ENV_PREFIX}DATABASE_CONNECTION_STRING is required in production")
         if problems:
             raise ValueError("unsafe or invalid settings:\n  - " + "\n  - ".join(problems))
+        if self.google_login_client_id and self.google_login_client_id not in self.google_client_id:
+            # The login client's ID tokens are what `mcp-pa login` sends, so it is an accepted audience.
+            self.google_client_id = [*self.google_client_id, self.google_login_client_id]
         return self
 
 

@@ -20,13 +20,16 @@ from tests.app.conftest import RunningApp, app_settings, new_tenant, person
 from tests.support.processes import free_port, listening, mcp_pa_command
 
 
-@pytest.mark.parametrize("path", [contract.PRM_PATH, contract.PRM_MCP_PATH])
-async def test_protected_resource_metadata_is_public_and_names_the_resource(running_app: RunningApp, path: str) -> None:
+@pytest.mark.parametrize(("path", "resource"), [(contract.PRM_PATH, "https://mcp.example.com"), (contract.PRM_MCP_PATH, "https://mcp.example.com/mcp")])
+async def test_protected_resource_metadata_is_public_names_the_resource_and_allows_cors(running_app: RunningApp, path: str, resource: str) -> None:
     async with httpx2.AsyncClient() as http:
-        response = await http.get(f"{running_app.url}{path}")
+        response = await http.get(f"{running_app.url}{path}", headers={"origin": "https://app.example"})
+        preflight = await http.options(f"{running_app.url}{path}", headers={"origin": "https://app.example", "access-control-request-method": "GET"})
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert preflight.status_code == 204 and "GET" in preflight.headers["access-control-allow-methods"]
     assert response.status_code == 200
     assert response.json() == {
-        "resource": "https://mcp.example.com/mcp",
+        "resource": resource,
         "authorization_servers": [],
         "scopes_supported": ["mcp:read", "mcp:write", "mcp:admin"],
         "bearer_methods_supported": ["header"],
@@ -44,12 +47,17 @@ def test_protected_resource_metadata_lists_every_configured_provider() -> None:
         github_client_id="Iv1.abc",
         github_client_secret="shh",
     )
+    # Auth0 and OIDC first: SDK clients use the first server, and Google has no dynamic registration.
     assert protected_resource_metadata(settings)["authorization_servers"] == [
-        "https://accounts.google.com",
         "https://acme.eu.auth0.com/",
         "https://sso.corp.example/realms/staff",
+        "https://accounts.google.com",
         "https://github.com/login/oauth",
     ]
+    chosen = app_settings("postgresql://unused.invalid/x", google_client_id="123", auth0_domain="acme.eu.auth0.com",
+                          github_enabled=True, github_client_id="Iv1.abc", github_client_secret="shh",
+                          github_api_url="https://ghe.corp.example/api/v3", authorization_servers="github,auth0")
+    assert protected_resource_metadata(chosen)["authorization_servers"] == ["https://ghe.corp.example/login/oauth", "https://acme.eu.auth0.com/"]
 
 
 async def test_health_readiness_and_metrics_answer_without_identity(running_app: RunningApp) -> None:

@@ -1,0 +1,410 @@
+"""`mcp-pa login`, `logout` and `connect --login` against the whole stack and fake providers.
+
+The stack is `mcp-pa up` (PostgreSQL, authz, app, Envoy + TLS) configured with login clients of
+fake Auth0, Keycloak (OIDC), Google and GitHub authorization servers (fakes/oauth.py) that
+issue real signed tokens. The tests act as the person: a browser that clicks "Allow" (plain
+HTTP here, a real headless chromium once), or approving a device code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import socket
+import stat
+import subprocess
+import sys
+import threading
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from fakes import FakeProviders
+from fakes.oauth import FakeAuthorizationServer
+from mcp_pa import login as login_module
+from mcp_pa.core import contract
+from mcp_pa.tokens import TokenStore
+from mcp_pa.up.stack import Ports
+from tests.clients.conftest import STACK_START_TIMEOUT, _clean_env, _printed
+from tests.support.processes import REPO, Service, StackError, mcp_pa_command, scratch_dir
+
+AUTH0_CLIENT = "auth0-native-app"
+KEYCLOAK_CLIENT = "mcp-pa-cli"
+GOOGLE_CLIENT, GOOGLE_SECRET = "desktop-123.apps.googleusercontent.com", "GOCSPX-not-confidential"
+GITHUB_CLIENT, GITHUB_SECRET = "Iv1.fakeapp", "github-app-secret"
+# Keyring's own switch: no OS keyring, so the 0600 file is the store (as on a headless Linux box).
+NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
+
+
+@dataclass
+class LoginStack:
+    """The running stack and the fake providers behind it."""
+
+    url: str
+    base: str
+    ca: Path
+    fake: FakeProviders
+    auth0: FakeAuthorizationServer
+    keycloak: FakeAuthorizationServer
+    google: FakeAuthorizationServer
+    github: FakeAuthorizationServer
+    logs: Path
+
+
+@pytest.fixture(scope="module")
+def login_stack() -> Iterator[LoginStack]:
+    with FakeProviders() as fake, scratch_dir("mcp-pa-login-") as base:
+        ports = Ports.free()
+        resource = f"https://localhost:{ports.https}{contract.MCP_PATH}"
+        auth0 = FakeAuthorizationServer.auth0(fake, audience=resource)
+        auth0.add_client(AUTH0_CLIENT)
+        keycloak = FakeAuthorizationServer.oidc(fake, audience="mcp-pa")
+        keycloak.add_client(KEYCLOAK_CLIENT)
+        google = FakeAuthorizationServer.google(fake)
+        google.add_client(GOOGLE_CLIENT, GOOGLE_SECRET)
+        github = FakeAuthorizationServer.github(fake)
+        github.add_client(GITHUB_CLIENT, GITHUB_SECRET)
+        env = _clean_env(
+            **fake.settings_env(), **google.settings_env(), **github.settings_env(),
+            MCP_HTTP_AUTH0_ISSUER=auth0.issuer.issuer if auth0.issuer else "",
+            MCP_HTTP_AUTH0_JWKS_URL=f"{fake.url}/auth0/jwks",
+            MCP_HTTP_AUTH0_AUDIENCE=resource,
+            MCP_HTTP_AUTH0_LOGIN_CLIENT_ID=AUTH0_CLIENT,
+            MCP_HTTP_OIDC_PROVIDERS=json.dumps(
+                [{"name": "keycloak", "issuer": f"{fake.url}/keycloak", "audience": "mcp-pa", "login_client_id": KEYCLOAK_CLIENT}]
+            ),
+            MCP_HTTP_GOOGLE_LOGIN_CLIENT_ID=GOOGLE_CLIENT,
+            MCP_HTTP_GOOGLE_LOGIN_CLIENT_SECRET=GOOGLE_SECRET,
+            MCP_HTTP_GITHUB_ENABLED="true",
+            MCP_HTTP_GITHUB_CLIENT_ID=GITHUB_CLIENT,
+            MCP_HTTP_GITHUB_CLIENT_SECRET=GITHUB_SECRET,
+        )
+        log = base / "up.log"
+        up = Service("mcp-pa up", mcp_pa_command("up", "--state-dir", str(base / "state"), *ports.up_flags()), log,
+                     lambda: _printed(log, "Ctrl-C stops everything") is not None, env=env, cwd=REPO)
+        try:
+            up.run(STACK_START_TIMEOUT)
+        except StackError as exc:
+            pytest.fail(f"`mcp-pa up` did not get ready: {exc}")
+        try:
+            url = _printed(log, "MCP URL:")
+            assert url is not None
+            yield LoginStack(url, url.removesuffix(contract.MCP_PATH), base / "state" / "tls" / "ca.crt",
+                             fake, auth0, keycloak, google, github, base)
+        finally:
+            up.stop(timeout=30)
+
+
+# --- driving `mcp-pa login` ------------------------------------------------------------------
+
+
+class LoginProcess:
+    """`mcp-pa login …` running; its stderr is read line by line as the person would read it."""
+
+    def __init__(self, *args: str, config: Path, env: dict[str, str] | None = None) -> None:
+        self.config = config
+        self.proc = subprocess.Popen(
+            mcp_pa_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env={**os.environ, **NO_KEYRING, "MCP_PA_CONFIG_DIR": str(config), **(env or {})},
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.stderr_seen: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_seen.append(line)
+            self.lines.put(line)
+
+    def wait_line(self, pattern: str, timeout: float = 60) -> re.Match[str]:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"no line matching {pattern!r}; stderr so far: {''.join(self.stderr_seen)}") from None
+            if match := re.search(pattern, line):
+                return match
+
+    def authorization_url(self) -> str:
+        return self.wait_line(r"^(https?://\S+)$").group(1)
+
+    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
+        self.proc.wait(timeout=timeout)
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout.read()
+        self._reader.join(timeout=10)  # the last stderr lines
+        return self.proc.returncode, stdout, "".join(self.stderr_seen)
+
+
+def browser_allows(url: str, decision: str = "allow") -> httpx.Response:
+    """A person in a browser: open the consent page, click the button, follow the redirect home."""
+    with httpx.Client(timeout=20) as http:
+        page = http.get(url)
+        assert page.status_code == 200, page.text
+        action = re.search(r"action='([^']+)'", page.text)
+        request = re.search(r"name='request' value='([^']+)'", page.text)
+        assert action and request, page.text
+        answer = http.post(action.group(1), data={"request": request.group(1), "decision": decision})
+        assert answer.status_code == 302
+        return http.get(answer.headers["location"])
+
+
+def login(stack: LoginStack, provider: str, config: Path, *extra: str) -> LoginProcess:
+    return LoginProcess("login", stack.url, "--provider", provider, "--no-browser", "--ca", str(stack.ca), *extra, config=config)
+
+
+def stored(config: Path) -> dict[str, Any]:
+    return json.loads((config / "mcp-pa" / "tokens.json").read_text())
+
+
+def secrets_in(config: Path) -> list[str]:
+    return [v for entry in stored(config).values() for p in entry.values() for k, v in p.items()
+            if k in ("bearer", "refresh_token") and v]
+
+
+# --- login --------------------------------------------------------------------------------------
+
+
+def test_loopback_login_with_auth0_stores_tokens_0600_and_prints_whoami(login_stack: LoginStack, tmp_path: Path) -> None:
+    run = login(login_stack, "auth0", tmp_path)
+    url = run.authorization_url()
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert query["code_challenge_method"] == ["S256"] and query["code_challenge"][0]
+    assert query["audience"] == [f"{login_stack.url}"]
+    assert "offline_access" in query["scope"][0].split()
+    assert urllib.parse.urlsplit(query["redirect_uri"][0]).hostname == "127.0.0.1"
+    home = browser_allows(url)
+    assert home.status_code == 200 and "Signed in" in home.text
+    code, stdout, stderr = run.finish()
+    assert code == 0, stderr
+    assert "Signed in to" in stdout and "with auth0 as Alice Example <alice@example.com>" in stdout
+    assert "user auth0:user-1" in stdout and "permissions read,write" in stdout
+    path = tmp_path / "mcp-pa" / "tokens.json"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    tokens = secrets_in(tmp_path)
+    assert len(tokens) == 2  # the bearer and the refresh token
+    for secret in tokens:
+        assert secret not in stdout and secret not in stderr
+
+
+def test_google_login_asks_offline_consent_and_the_id_token_is_the_bearer(login_stack: LoginStack, tmp_path: Path) -> None:
+    run = login(login_stack, "google", tmp_path)
+    url = run.authorization_url()
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)
+    assert query["access_type"] == ["offline"] and query["prompt"] == ["consent"]
+    browser_allows(url)
+    code, stdout, stderr = run.finish()
+    assert code == 0, stderr
+    assert "with google as" in stdout and "user google:user-1" in stdout
+    entry = stored(tmp_path)[login_stack.base]["google"]
+    assert entry["bearer_kind"] == "id_token" and entry["bearer"].count(".") == 2 and entry["refresh_token"]
+
+
+def test_github_device_login_shows_a_code_and_polls_until_approved(login_stack: LoginStack, tmp_path: Path) -> None:
+    run = login(login_stack, "github", tmp_path)
+    user_code = run.wait_line(r"enter the code: (\S+)").group(1)
+    with httpx.Client() as http:  # the person approves on another device
+        assert http.post(login_stack.github.url("/device"), data={"user_code": user_code, "decision": "allow"}).status_code == 200
+    code, stdout, stderr = run.finish()
+    assert code == 0, stderr
+    assert "with github as" in stdout and "user github:583231" in stdout
+    assert stored(tmp_path)[login_stack.base]["github"]["bearer"].startswith("gho_")
+
+
+def test_device_flag_signs_in_to_keycloak_with_a_code(login_stack: LoginStack, tmp_path: Path) -> None:
+    run = login(login_stack, "oidc-keycloak", tmp_path, "--device")
+    user_code = run.wait_line(r"enter the code: (\S+)").group(1)
+    login_stack.keycloak.approve_device(user_code)
+    code, stdout, stderr = run.finish()
+    assert code == 0, stderr
+    assert "with oidc-keycloak as" in stdout
+
+
+def test_state_mismatch_is_refused(login_stack: LoginStack, tmp_path: Path) -> None:
+    run = login(login_stack, "auth0", tmp_path)
+    url = run.authorization_url()
+    redirect = urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["redirect_uri"][0]
+    forged = httpx.get(f"{redirect}?code=stolen&state=not-the-one")
+    assert forged.status_code == 400
+    code, _, stderr = run.finish()
+    assert code == 1 and "state that does not match" in stderr and "refused" in stderr
+    assert not (tmp_path / "mcp-pa" / "tokens.json").exists()
+
+
+def test_wrong_pkce_verifier_is_refused_by_the_token_endpoint(login_stack: LoginStack) -> None:
+    issued = httpx.post(login_stack.auth0.url("/token"), data={"grant_type": "authorization_code", "client_id": AUTH0_CLIENT,
+                                                               "code": "unknown", "code_verifier": "x"})
+    assert issued.status_code == 400 and issued.json()["error"] == "invalid_grant"
+
+
+def test_browser_that_never_comes_back_times_out_and_suggests_device(login_stack: LoginStack, tmp_path: Path) -> None:
+    run = login(login_stack, "auth0", tmp_path, "--timeout", "2")
+    run.authorization_url()
+    code, _, stderr = run.finish()
+    assert code == 1 and "no answer from the browser within 2 s" in stderr and "--device" in stderr
+
+
+def test_busy_loopback_port_falls_back_to_another(login_stack: LoginStack, tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # past logins' TIME_WAIT; a listener still excludes others
+        holder.bind(("127.0.0.1", login_module.PREFERRED_LOOPBACK_PORT))
+        holder.listen(1)
+        run = login(login_stack, "oidc-keycloak", tmp_path)
+        url = run.authorization_url()
+        redirect = urllib.parse.urlsplit(urllib.parse.parse_qs(urllib.parse.urlsplit(url).query)["redirect_uri"][0])
+        assert redirect.port != login_module.PREFERRED_LOOPBACK_PORT
+        browser_allows(url)
+        code, _, stderr = run.finish()
+    assert code == 0, stderr
+
+
+def test_several_providers_without_provider_flag_name_the_choices(login_stack: LoginStack, tmp_path: Path) -> None:
+    run = LoginProcess("login", login_stack.url, "--ca", str(login_stack.ca), config=tmp_path)
+    code, _, stderr = run.finish()
+    assert code == 1 and "choose one with --provider (auth0, oidc-keycloak, google, github)" in stderr
+
+
+def test_unreachable_provider_is_one_clear_line(login_stack: LoginStack, tmp_path: Path) -> None:
+    login_stack.fake.fail("/keycloak/.well-known", 503)
+    try:
+        code, _, stderr = login(login_stack, "oidc-keycloak", tmp_path).finish()
+    finally:
+        login_stack.fake.recover()
+    assert code == 1
+    discovery = f"{login_stack.fake.url}/keycloak/.well-known/openid-configuration"
+    assert stderr.strip().splitlines() == [f"mcp-pa login: oidc-keycloak's discovery document at {discovery} answered HTTP 503"]
+
+
+def test_server_without_login_clients_names_the_settings(tmp_path: Path) -> None:
+    with FakeProviders() as bare:
+        bare.routes.append(lambda m, p, q, h, b: (200, {}, {"providers": []}) if p == contract.LOGIN_PATH else None)
+        code, _, stderr = LoginProcess("login", f"{bare.url}/mcp", config=tmp_path).finish()
+    assert code == 1
+    assert "has no login clients" in stderr and "MCP_HTTP_AUTH0_LOGIN_CLIENT_ID" in stderr and "login_client_id" in stderr
+
+
+def test_unreachable_server_is_one_clear_line(tmp_path: Path) -> None:
+    code, _, stderr = LoginProcess("login", "http://127.0.0.1:9/mcp", config=tmp_path).finish()
+    assert code == 1 and stderr.startswith("mcp-pa login: cannot reach the server at http://127.0.0.1:9")
+
+
+# --- connect --login ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def signed_in(login_stack: LoginStack) -> Iterator[Path]:
+    """A config dir holding an Auth0 login (with a refresh token) for the stack."""
+    with scratch_dir("mcp-pa-login-config-") as config:
+        run = login(login_stack, "auth0", config)
+        browser_allows(run.authorization_url())
+        code, _, stderr = run.finish()
+        assert code == 0, stderr
+        yield config
+
+
+def bridge(stack: LoginStack, config: Path) -> StdioServerParameters:
+    """The Claude Desktop entry for `connect --login` (docs/clients.md), against the local stack."""
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_pa", "connect", stack.url, "--login", "--ca", str(stack.ca)],
+        cwd=REPO,
+        env={**NO_KEYRING, "MCP_PA_CONFIG_DIR": str(config)},
+    )
+
+
+def expire(config: Path, stack: LoginStack, bearer: str | None = None) -> None:
+    """Make the stored bearer look expired (or replace it), as time passing would."""
+    store = TokenStore(config / "mcp-pa", use_keyring=False)
+    entry = store.get(stack.base, "auth0")
+    assert entry is not None
+    entry.expires_at = 0.0 if bearer is None else entry.expires_at
+    if bearer is not None:
+        entry.bearer = bearer
+    store.put(entry)
+
+
+async def test_connect_login_refreshes_an_expired_token_silently_and_stores_the_rotation(login_stack: LoginStack, signed_in: Path) -> None:
+    before = stored(signed_in)[login_stack.base]["auth0"]
+    expire(signed_in, login_stack)
+    refreshes = login_stack.auth0.requests["refresh_token"]
+    async with Client(bridge(login_stack, signed_in), cache=None, read_timeout_seconds=60) as client:
+        me = await client.call_tool("whoami", {})
+        assert me.structured_content is not None and me.structured_content["user_id"] == "auth0:user-1"
+    after = stored(signed_in)[login_stack.base]["auth0"]
+    assert login_stack.auth0.requests["refresh_token"] == refreshes + 1
+    assert after["bearer"] != before["bearer"] and after["refresh_token"] != before["refresh_token"]
+    assert after["expires_at"] > 0
+
+
+async def test_two_requests_at_expiry_share_one_refresh(login_stack: LoginStack, signed_in: Path) -> None:
+    import anyio
+
+    expire(signed_in, login_stack)
+    refreshes = login_stack.auth0.requests["refresh_token"]
+    async with Client(bridge(login_stack, signed_in), cache=None, read_timeout_seconds=60) as client:
+        results: list[Any] = []
+
+        async def call() -> None:
+            results.append(await client.call_tool("whoami", {}))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(call)
+            group.start_soon(call)
+    assert len(results) == 2 and all(not r.is_error for r in results)
+    assert login_stack.auth0.requests["refresh_token"] == refreshes + 1
+
+
+async def test_a_401_triggers_one_refresh_and_the_call_succeeds(login_stack: LoginStack, signed_in: Path) -> None:
+    expire(signed_in, login_stack, bearer="eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.bm90LXNpZ25lZA")
+    refreshes = login_stack.auth0.requests["refresh_token"]
+    async with Client(bridge(login_stack, signed_in), cache=None, read_timeout_seconds=60) as client:
+        me = await client.call_tool("whoami", {})
+        assert not me.is_error
+    assert login_stack.auth0.requests["refresh_token"] == refreshes + 1
+
+
+async def test_a_revoked_refresh_token_becomes_a_json_rpc_error_saying_to_log_in(login_stack: LoginStack, tmp_path: Path) -> None:
+    run = login(login_stack, "auth0", tmp_path)
+    browser_allows(run.authorization_url())
+    assert run.finish()[0] == 0
+    login_stack.auth0.revoke_all()
+    expire(tmp_path, login_stack)
+    refreshes = login_stack.auth0.requests["refresh_token"]
+    # The SDK's first request (initialize) already needs the token: the refusal reaches it as a JSON-RPC error.
+    with pytest.raises(Exception) as refused:
+        async with Client(bridge(login_stack, tmp_path), cache=None, read_timeout_seconds=60) as client:
+            await client.call_tool("whoami", {})
+    said = " ".join(str(e) for e in _leaves(refused.value))
+    assert f"run `mcp-pa login {login_stack.base}` in a terminal" in said
+    assert "has expired or was revoked" in said
+    assert login_stack.auth0.requests["refresh_token"] == refreshes + 1  # a refused token is not offered again
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]
+
+
+def test_logout_forgets_and_revokes_the_refresh_token(login_stack: LoginStack, tmp_path: Path) -> None:
+    run = login(login_stack, "oidc-keycloak", tmp_path)
+    browser_allows(run.authorization_url())
+    assert run.finish()[0] == 0
+    refresh = stored(tmp_path)[login_stack.base]["oidc-keycloak"]["refresh_token"]
+    out = LoginProcess("logout", login_stack.url, config=tmp_path)
+    code, stdout, stderr = out.finish()
+    assert code == 0 and "tokens forgotten and revoked" in stdout, stderr
+    assert login_stack.base not in stored(tmp_path)
+    again = httpx.post(login_stack.keycloak.url("/token"), data={"grant_type": "refresh_token", "client_id": KEYCLOAK_CLIENT,
+                                                                 "refresh_token": refresh})
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
