@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import AsyncIterator, Iterator
 
 import asyncpg
+from prometheus_client import Gauge
 
 from mcp_pa.core import contract
 from mcp_pa.core.settings import ENV_PREFIX, Settings, get_settings
@@ -31,6 +32,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 # Tables the tenant role may only read and append to (no UPDATE/DELETE on the audit log).
 APPEND_ONLY_TABLES = ("audit_events",)
 PING_TIMEOUT = 2.0  # seconds a /readyz request waits for the database check
+# 1 when the last readiness check reached the database (the dashboard's and alerts' "DB ready").
+DATABASE_READY = Gauge("mcp_app_database_ready", "1 when the last /readyz check reached PostgreSQL, else 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,9 +199,11 @@ class Database:
             async with self.pool.acquire() as conn:
                 await conn.fetchval("SELECT 1")
             await self._ensure_role_once()
+            DATABASE_READY.set(1)
             return True
         except Exception as exc:  # a health check reports every failure, it never raises
             log.warning("database not ready", extra={"reason": f"{type(exc).__name__}: {exc}"[:300]})
+            DATABASE_READY.set(0)
             return False
 
     async def ensure_tenant(self, tenant_id: str) -> None:
