@@ -21,7 +21,7 @@ ENVOY_YAML = REPO / "envoy" / "envoy.yaml"
 
 DOC_CHALLENGES = {
     Challenge.NONE: "—",
-    Challenge.METADATA: '`Bearer resource_metadata="<PUBLIC_URL>/.well-known/oauth-protected-resource/mcp"`',
+    Challenge.METADATA: '`Bearer resource_metadata="<PUBLIC_URL>/.well-known/oauth-protected-resource/mcp", scope="mcp:read mcp:write"`',
     Challenge.ERROR: '`Bearer error="<error>", error_description="…", resource_metadata="…"`',
     Challenge.SCOPE: '`Bearer error="insufficient_scope", scope="mcp:write", resource_metadata="…"`',
 }

@@ -12,6 +12,11 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from mcp_pa.core import contract
+
+# What the 401 challenge asks clients to request: the default permissions of a signed-in user.
+SIGN_IN_SCOPE = " ".join(contract.scope_for(p) for p in contract.DEFAULT_USER_PERMISSIONS)
+
 # JSON-RPC codes the bridge answers for front-door statuses. They sit in the implementation-
 # defined server range (-32000..-32099) away from the codes the MCP SDK gives a meaning to
 # (-32000 closed, -32001 timeout, -32020..-32022 version negotiation), so a client's
@@ -37,7 +42,7 @@ class Challenge(enum.StrEnum):
     """What the WWW-Authenticate header carries (RFC 6750 §3, RFC 9728 resource_metadata)."""
 
     NONE = "none"  # no WWW-Authenticate
-    METADATA = "resource_metadata"  # `Bearer resource_metadata="…"` only: no credential was sent
+    METADATA = "resource_metadata"  # `Bearer resource_metadata="…", scope="mcp:read mcp:write"`: no credential was sent
     ERROR = "error"  # `Bearer error="…", error_description="…", resource_metadata="…"`
     SCOPE = "insufficient_scope"  # `Bearer error="insufficient_scope", scope="…", resource_metadata="…"`
 
@@ -307,7 +312,9 @@ def reply(
         headers["cache-control"] = "no-store"  # a denial depends on the credential: never reused
     metadata = f'resource_metadata="{resource_metadata}"'
     if decision.challenge is Challenge.METADATA:
-        headers["www-authenticate"] = f"Bearer {metadata}"
+        # The scope a client should ask for first (MCP's scope selection): read and write, not
+        # admin, which only an administrator's role assignment grants.
+        headers["www-authenticate"] = f'Bearer {metadata}, scope="{SIGN_IN_SCOPE}"'
     elif decision.challenge is Challenge.ERROR:
         headers["www-authenticate"] = f'Bearer error="{decision.error}", error_description="{_quoted(description)}", {metadata}'
     elif decision.challenge is Challenge.SCOPE:

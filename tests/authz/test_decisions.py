@@ -38,7 +38,7 @@ async def test_api_key_as_bearer_token_is_allowed(authz: AuthzClient) -> None:
 async def test_no_credential_is_rejected_with_401_and_resource_metadata_only(authz: AuthzClient) -> None:
     d = await authz.check({})
     assert (d.allowed, d.status) == (False, 401)
-    assert d.headers["www-authenticate"] == f'Bearer resource_metadata="{RESOURCE_METADATA}"'
+    assert d.headers["www-authenticate"] == f'Bearer resource_metadata="{RESOURCE_METADATA}", scope="mcp:read mcp:write"'
     assert d.headers["content-type"] == "application/json"
     assert set(d.body or {}) == {"error", "error_description"}
     assert d.raw.status.code == 16  # UNAUTHENTICATED

@@ -408,3 +408,20 @@ def test_logout_forgets_and_revokes_the_refresh_token(login_stack: LoginStack, t
     again = httpx.post(login_stack.keycloak.url("/token"), data={"grant_type": "refresh_token", "client_id": KEYCLOAK_CLIENT,
                                                                  "refresh_token": refresh})
     assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+
+
+def test_a_real_headless_chromium_clicks_through_the_consent_page(login_stack: LoginStack, tmp_path: Path) -> None:
+    from tests.clients.browser import Chromium
+
+    run = login(login_stack, "oidc-keycloak", tmp_path)
+    url = run.authorization_url()
+    with Chromium() as browser:
+        page = browser.open(url)
+        browser.wait_for(page, "document.title.startsWith('Sign in')")
+        browser.click(page, "#allow")
+        # The fake's 302 sends the browser to the loopback listener, whose page says it is done.
+        landed = browser.wait_for(page, "document.body.innerText.includes('Signed in') && location.href")
+    assert urllib.parse.urlsplit(landed).hostname == "127.0.0.1"
+    code, stdout, stderr = run.finish()
+    assert code == 0, stderr
+    assert "with oidc-keycloak as Alice Example" in stdout

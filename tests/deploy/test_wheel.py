@@ -103,11 +103,13 @@ def test_the_wheel_carries_the_canonical_envoy_yaml(installs: Installs) -> None:
     assert Path(found).read_bytes() == (REPO / "envoy" / "envoy.yaml").read_bytes()
 
 
-def test_base_install_runs_connect_and_pulls_no_server_dependency(installs: Installs) -> None:
+def test_base_install_runs_connect_and_login_and_pulls_no_server_dependency(installs: Installs) -> None:
     result = _run([str(installs.base / "bin" / "mcp-pa"), "connect", "--help"], cwd=installs.outside, env=_outside_env(installs.base))
     assert "usage: mcp-pa connect" in result.stdout
+    result = _run([str(installs.base / "bin" / "mcp-pa"), "login", "--help"], cwd=installs.outside, env=_outside_env(installs.base))
+    assert "usage: mcp-pa login" in result.stdout
     installed = _installed(installs.base)
-    assert "mcp-pa" in installed and "httpx" in installed
+    assert {"mcp-pa", "httpx", "authlib", "keyring", "platformdirs"} <= installed.keys()
     assert SERVER_DISTRIBUTIONS & installed.keys() == set()
 
 
@@ -126,7 +128,8 @@ def test_the_bridge_loads_neither_pydantic_nor_the_server(installs: Installs) ->
     probe = "import sys, mcp_pa.cli, mcp_pa.connect; print(' '.join(sorted(m for m in sys.modules if '.' not in m)))"
     loaded = set(_run([str(installs.full / "bin" / "python"), "-c", probe], cwd=installs.outside, env=_outside_env(installs.full)).stdout.split())
     assert "httpx" in loaded
-    assert loaded & {"pydantic", "pydantic_settings", "grpc", "mcp", "mcp_app", "authz_service", "asyncpg", "yaml"} == set()
+    # Authlib loads only when signing in or refreshing, not at every bridge start.
+    assert loaded & {"pydantic", "pydantic_settings", "grpc", "mcp", "mcp_app", "authz_service", "asyncpg", "yaml", "authlib"} == set()
 
 
 async def test_wheel_install_runs_up_outside_the_checkout_and_serves_tools_list(installs: Installs) -> None:
