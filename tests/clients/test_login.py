@@ -420,7 +420,7 @@ def test_a_real_headless_chromium_clicks_through_the_consent_page(login_stack: L
         browser.wait_for(page, "document.title.startsWith('Sign in')")
         browser.click(page, "#allow")
         # The fake's 302 sends the browser to the loopback listener, whose page says it is done.
-        landed = browser.wait_for(page, "document.body.innerText.includes('Signed in') && location.href")
+        landed = browser.wait_for(page, "location.pathname === '/callback' && document.body.innerText.includes('You can close this tab') && location.href")
     assert urllib.parse.urlsplit(landed).hostname == "127.0.0.1"
     code, stdout, stderr = run.finish()
     assert code == 0, stderr
