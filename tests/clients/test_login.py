@@ -139,7 +139,12 @@ class LoginProcess:
         return self.wait_line(r"^(https?://\S+)$").group(1)
 
     def finish(self, timeout: float = 60) -> tuple[int, str, str]:
-        self.proc.wait(timeout=timeout)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # never leave a login holding the loopback port for the next test
+            self.proc.wait()
+            raise
         assert self.proc.stdout is not None
         stdout = self.proc.stdout.read()
         self._reader.join(timeout=10)  # the last stderr lines
