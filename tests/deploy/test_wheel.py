@@ -61,13 +61,27 @@ def _run(command: list[str], cwd: Path | None = None, env: dict[str, str] | None
 
 
 def _venv(path: Path) -> Path:
-    _run([sys.executable, "-m", "venv", str(path)])
+    # No pip inside: this process's pip installs into it (`pip --python`), which saves bootstrapping
+    # pip twice; what the wheel pulls in is the same.
+    _run([sys.executable, "-m", "venv", "--without-pip", str(path)])
     return path
 
 
+def _pip_install(venv: Path, requirement: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install", requirement]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait(install: subprocess.Popen[str]) -> None:
+    output, _ = install.communicate(timeout=PIP_TIMEOUT)
+    assert install.returncode == 0, f"{' '.join(map(str, install.args))} failed:\n{output[-3000:]}"
+
+
+_LIST_DISTRIBUTIONS = "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+
+
 def _installed(venv: Path) -> dict[str, str]:
-    listed = _run([str(venv / "bin" / "python"), "-m", "pip", "list", "--format", "json"]).stdout
-    return {row["name"].lower(): row["version"] for row in json.loads(listed)}
+    return dict(json.loads(_run([str(venv / "bin" / "python"), "-c", _LIST_DISTRIBUTIONS]).stdout))
 
 
 def _outside_env(venv: Path) -> dict[str, str]:
@@ -86,8 +100,10 @@ def installs() -> Iterator[Installs]:
         _run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(root / "dist"), str(sources)])
         (wheel,) = (root / "dist").glob("mcp_pa-*.whl")
         base, full = _venv(root / "base"), _venv(root / "full")
-        _run([str(base / "bin" / "python"), "-m", "pip", "install", str(wheel)])
-        _run([str(full / "bin" / "python"), "-m", "pip", "install", f"mcp-pa[server,local] @ {wheel.as_uri()}"])
+        # Both installs at once: the base one is small and mostly waits on the index.
+        installing = [_pip_install(base, str(wheel)), _pip_install(full, f"mcp-pa[server,local] @ {wheel.as_uri()}")]
+        for install in installing:
+            _wait(install)
         outside = root / "elsewhere"
         outside.mkdir()
         yield Installs(wheel, base, full, outside)
