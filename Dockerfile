@@ -62,4 +62,4 @@ COPY --from=build /opt/venv /opt/venv
 EXPOSE 8000 9001
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["mcp-pa", "health", "app", "--port", "8000"]
-CMD ["mcp-pa", "app", "--listen", "127.0.0.1:8000"]
+CMD ["mcp-pa", "app", "--listen", "127.0.0.1:8000", "--workers", "2"]

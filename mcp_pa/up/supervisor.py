@@ -33,6 +33,7 @@ from mcp_pa.up.stack import LOOPBACK, Ports, PortUse, Service, StackError, busy_
 API_KEY_FILE = "api-key"
 WATCH_INTERVAL = 0.2
 INSPECTOR = "@modelcontextprotocol/inspector@0.21.1"  # the version docs/clients.md and its tests use
+MAX_DEFAULT_WORKERS = 4
 
 
 class UpError(Exception):
@@ -170,6 +171,7 @@ class Plan:
     public_url: str
     # A platform in front terminates TLS: Envoy serves MCP in plain HTTP on all interfaces.
     behind_tls_proxy: bool = False
+    workers: int = 1  # processes each for authz and app
 
     @property
     def listen_address(self) -> str:
@@ -186,6 +188,10 @@ class Plan:
             PortUse(port, self.listen_address if name in public else LOOPBACK, Ports.flag(name))
             for name, port in self.ports.items()
             if not (name == "https" and self.behind_tls_proxy) and not (name == "authz_metrics" and port == 0)
+        ] + [
+            # Each further authz worker serves its metrics on the next port.
+            PortUse(self.ports.authz_metrics + i, LOOPBACK, Ports.flag("authz_metrics"))
+            for i in range(1, self.workers) if self.ports.authz_metrics
         ]
 
 
@@ -204,20 +210,33 @@ def make_plan(args: argparse.Namespace, settings: Settings) -> Plan:
         public_url = f"http://localhost:{ports.http}"
     else:
         public_url = f"https://localhost:{ports.https}"
+    workers = getattr(args, "workers", None)
+    if workers is not None and workers < 1:
+        raise UpError("--workers must be at least 1")
     return Plan(
         ports=ports,
         state_dir=Path(args.state_dir or settings.state_dir).resolve(),
         public_url=public_url,
         behind_tls_proxy=behind,
+        workers=default_workers() if workers is None else workers,
     )
+
+
+def default_workers() -> int:
+    """One worker per CPU this process may use, at most MAX_DEFAULT_WORKERS (each is a Python process of ~60-100 MB)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_WORKERS))
 
 
 def main(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     """Entry point of `mcp-pa up` (see mcp_pa.cli)."""
     settings = get_settings()
-    plan = make_plan(args, settings)
     sup = Supervisor(out)
     try:
+        plan = make_plan(args, settings)
         if settings.is_production and not plan.behind_tls_proxy:
             # Its only certificate is the development one: never serve that to real clients.
             raise UpError(
@@ -293,13 +312,13 @@ def _services(
     ports = plan.ports
     authz = Service(
         "authz",
-        mcp_pa_command("authz", "--listen", f"{LOOPBACK}:{ports.authz}", "--metrics-port", str(ports.authz_metrics)),
+        mcp_pa_command("authz", "--listen", f"{LOOPBACK}:{ports.authz}", "--metrics-port", str(ports.authz_metrics), "--workers", str(plan.workers)),
         logs / "authz.log", grpc_serving(ports.authz), env, die_with_parent=True,
     )
     # /readyz answers 200 only once the app reaches PostgreSQL (it starts, not ready, without it).
     app = Service(
         "app",
-        mcp_pa_command("app", "--listen", f"{LOOPBACK}:{ports.app}"),
+        mcp_pa_command("app", "--listen", f"{LOOPBACK}:{ports.app}", "--workers", str(plan.workers)),
         logs / "app.log", http_ok(f"http://{LOOPBACK}:{ports.app}{contract.READYZ_PATH}"), env, die_with_parent=True,
     )
     envoy = _envoy_service(plan, logs, certs, settings)
@@ -309,8 +328,8 @@ def _services(
         else f"https on {plan.listen_address}:{ports.https}, http on :{ports.http}"
     )
     return [
-        (authz, f"gRPC ext_authz on {LOOPBACK}:{ports.authz}"),
-        (app, f"MCP app on {LOOPBACK}:{ports.app}"),
+        (authz, f"gRPC ext_authz on {LOOPBACK}:{ports.authz}, {plan.workers} worker(s)"),
+        (app, f"MCP app on {LOOPBACK}:{ports.app}, {plan.workers} worker(s)"),
         (envoy, f"Envoy, {where}"),
     ]
 

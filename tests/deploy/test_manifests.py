@@ -116,6 +116,11 @@ def test_sidecars_listen_where_envoy_yaml_sends_requests(docs: list[dict[str, An
     clusters = _cluster_ports()
     assert f"127.0.0.1:{clusters['authz']}" in containers["authz"]["command"]
     assert f"127.0.0.1:{clusters['app']}" in containers["app"]["command"]
+    # Each process runs as many workers as its CPU limit allows (docs/scaling.md).
+    for name in ("authz", "app"):
+        command = containers[name]["command"]
+        limit = containers[name]["resources"]["limits"]["cpu"]
+        assert command[command.index("--workers") + 1] == str(int(limit)), (name, command, limit)
     assert {p["containerPort"] for p in containers["envoy"]["ports"]} == _listener_ports()
     mounts = {m["mountPath"] for m in containers["envoy"]["volumeMounts"]}
     assert _tls_dir() in mounts and "/etc/envoy" in mounts
