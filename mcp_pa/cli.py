@@ -66,6 +66,7 @@ def _add_up(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--authz-metrics-port", type=int, default=None, help="the authz service's Prometheus port (default MCP_HTTP_AUTHZ_METRICS_PORT; 0 disables)"
     )
     p.add_argument("--state-dir", default=None, help="state directory (default .mcp-pa)")
+    p.add_argument("--workers", type=int, default=None, help="processes each for authz and app (default: the CPUs this process may use, at most 4)")
     p.add_argument(
         "--behind-tls-proxy", action="store_true",
         help="a platform terminates TLS in front: serve MCP on --http-port in plain HTTP on all interfaces (HSTS kept)",
@@ -84,6 +85,7 @@ def _add_authz(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def _add_app(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("app", help="run the MCP app alone")
     p.add_argument("--listen", default=f"127.0.0.1:{contract.DEFAULT_APP_PORT}")
+    p.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (uvicorn's supervisor)")
     p.set_defaults(run=_run_app)
 
 
