@@ -41,6 +41,10 @@ HEADER_MCP_NAME = "mcp-name"
 
 TENANT_ID_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 TENANT_SCHEMA_PREFIX = "tenant_"
+# Names PostgreSQL keeps for itself. The tenant_ prefix already keeps them apart, but an id
+# that names a system schema is a mistake or a probe: the app refuses it, so no key may carry it.
+RESERVED_TENANT_IDS = frozenset({"public", "information_schema"})
+RESERVED_TENANT_PREFIX = "pg_"
 
 PERMISSION_READ = "read"
 PERMISSION_WRITE = "write"
@@ -75,62 +79,62 @@ READ_TOOLS = (
     "get_status",
     "list_projects",
     "get_project",
+    "get_preferences",
     "list_todos",
+    "get_todo",
     "list_calendar_events",
+    "get_calendar_event",
+    "export_calendar",
     "list_documents",
     "get_document",
     "search_documents",
-    "get_preferences",
+    "search",
     "get_dashboard",
-    "get_todo",
 )
-    "get_calendar_event",
-    "export_calendar",
 WRITE_TOOLS = (
     "update_status",
     "create_project",
-    "search",
     "update_project",
     "delete_project",
     "add_project_task",
+    "update_project_task",
+    "complete_project_task",
+    "delete_project_task",
+    "update_preferences",
     "create_todo",
     "update_todo",
     "complete_todo",
     "delete_todo",
     "create_calendar_event",
-    "update_project_task",
-    "complete_project_task",
-    "delete_project_task",
-    "update_preferences",
+    "update_calendar_event",
     "delete_calendar_event",
+    "import_calendar",
     "create_document",
     "upload_document",
     "create_external_document",
+    "update_document",
     "delete_document",
-    "update_calendar_event",
 )
-    "import_calendar",
 ADMIN_TOOLS = ("list_audit_events",)
 TOOL_PERMISSIONS: Mapping[str, str] = {
     **{t: PERMISSION_READ for t in READ_TOOLS},
-    "update_document",
     **{t: PERMISSION_WRITE for t in WRITE_TOOLS},
     **{t: PERMISSION_ADMIN for t in ADMIN_TOOLS},
 }
 RESOURCE_URIS = ("pa://status", "pa://projects", "pa://todos", "pa://calendar", "pa://documents")
+# One item each; `{id}` is the item's id.
+RESOURCE_TEMPLATES = ("pa://todos/{id}", "pa://projects/{id}", "pa://calendar/{id}", "pa://documents/{id}")
 
 # MCP methods (other than tools/call) that need a permission.
 METHOD_PERMISSIONS: Mapping[str, str] = {
     "resources/read": PERMISSION_READ,
     "resources/list": PERMISSION_READ,
-# One item each; `{id}` is the item's id.
-RESOURCE_TEMPLATES = ("pa://todos/{id}", "pa://projects/{id}", "pa://calendar/{id}", "pa://documents/{id}")
+    "resources/templates/list": PERMISSION_READ,
 }
 
 
 def required_permission(method: str | None, name: str | None) -> str | None:
     """The permission an MCP method (and tool name, for tools/call) needs, or None."""
-    "resources/templates/list": PERMISSION_READ,
     if method == "tools/call":
         return TOOL_PERMISSIONS.get(name or "")
     return METHOD_PERMISSIONS.get(method or "")
@@ -142,6 +146,11 @@ def scope_for(permission: str) -> str:
 
 def is_valid_tenant_id(value: str) -> bool:
     return bool(TENANT_ID_PATTERN.fullmatch(value))
+
+
+def is_reserved_tenant_id(value: str) -> bool:
+    """A well-formed id the app still refuses: it names a PostgreSQL system schema."""
+    return value in RESERVED_TENANT_IDS or value.startswith(RESERVED_TENANT_PREFIX)
 
 
 def tenant_schema(tenant_id: str) -> str:
