@@ -102,12 +102,15 @@ class H2Load:
     duration: float = 5.0
     warm_up: float = 1.0
     rps_per_client: float | None = None  # fixed-rate mode (h2load --rps)
+    h1: bool = False  # HTTP/1.1 (uvicorn speaks no h2c); keep streams at 1, h2load would pipeline
 
     def command(self, log_file: Path) -> list[str]:
         cmd = ["h2load", "-c", str(self.clients), "-m", str(self.streams), "-t", "1",
                "-D", _ms(self.duration), "--log-file", str(log_file)]
         if self.warm_up:
             cmd += ["--warm-up-time", _ms(self.warm_up)]
+        if self.h1:
+            cmd += ["--h1"]
         if self.rps_per_client is not None:
             cmd += ["--rps", f"{self.rps_per_client:g}"]
         if self.body is not None:
