@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import data_scale, direct, front_door, mcp_path, memory, report
+from bench import app_workers, data_scale, direct, front_door, mcp_path, memory, report
 from bench.context import AUDIENCE, Bench
 from bench.load import BenchError, require_tools
 from bench.stack import Stack, ports
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace, command: str) -> Path:
             print(f"part 2 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
         if 3 in args.parts:
             mcp_path.run(bench, stack, one)
+            app_workers.run(bench, stack)
             print(f"part 3 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
         if 4 in args.parts:
             memory.run(bench, stack)
