@@ -35,8 +35,10 @@ lint: $(TEST_STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+# Two workers (one per core), each taking whole modules so module fixtures start once: most of the
+# suite waits on real processes, so this cuts wall time by about a third on two cores.
 test: lint system-tools
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --dist loadfile
 
 bench: $(TEST_STAMP) system-tools
 	$(BIN)/python -m bench
