@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mcp_app import discovery
+from mcp_app import discovery, embeddings
 from mcp_app.db import Database, database_dsn
 from mcp_app.discovery import authorization_servers as authorization_servers  # moved; kept importable
 from mcp_app.discovery import protected_resource_metadata as protected_resource_metadata
@@ -76,10 +76,13 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         await db.start()
+        # Semantic search: the backend loads lazily; the queue worker embeds writes off the request path.
+        worker = embeddings.start_worker(db, settings)
         try:
             async with server.session_manager.run():
                 yield
         finally:
+            await embeddings.stop_worker(db, worker)
             await db.close()
 
     async def healthz(_: Request) -> Response:

@@ -91,6 +91,24 @@ async def ensure_role(conn: asyncpg.Connection) -> None:
     if not await conn.fetchval("SELECT rolsuper FROM pg_roles WHERE rolname = current_user"):
         # A non-superuser needs membership to SET ROLE; superusers may switch to any role.
         await conn.execute(f"GRANT {quote_ident(TENANT_ROLE)} TO CURRENT_USER")
+    await ensure_vector_extension(conn)
+
+
+async def ensure_vector_extension(conn: asyncpg.Connection) -> None:
+    """pgvector, once per database, in schema public (migration 0003 names it there); a clear error when this role may not."""
+    schema = await conn.fetchval("SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'vector'")
+    if schema is None:
+        try:
+            with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+                await conn.execute("CREATE EXTENSION IF NOT EXISTS vector SCHEMA public")
+        except asyncpg.InsufficientPrivilegeError as exc:
+            raise RuntimeError("pgvector: this role may not create the extension; run `CREATE EXTENSION vector SCHEMA public` once as a superuser") from exc
+        except asyncpg.FeatureNotSupportedError as exc:
+            raise RuntimeError("pgvector is not installed in this PostgreSQL (semantic search needs it): install pgvector 0.6+") from exc
+    elif schema != "public":
+        raise RuntimeError(f"pgvector is installed in schema {schema}; the migrations expect public (ALTER EXTENSION vector SET SCHEMA public)")
+
+
 
 
 async def migrate_schema(conn: asyncpg.Connection, tenant_id: str, migrations: list[Migration]) -> list[int]:
@@ -152,6 +170,11 @@ class Database:
         self._probe: asyncio.Task[bool] | None = None
         self._ready: set[str] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+
+    @property
+    def dsn(self) -> str:
+        """Where the pool connects (the embeddings worker LISTENs on a connection of its own)."""
+        return self._dsn
 
     @property
     def pool(self) -> asyncpg.Pool:

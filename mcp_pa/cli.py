@@ -44,6 +44,12 @@ def _run_db_migrate(args: argparse.Namespace) -> int:
     return db.cli_migrate(args)
 
 
+def _run_db_reembed(args: argparse.Namespace) -> int:
+    from mcp_app.embeddings import worker
+
+    return worker.cli_reembed(args)
+
+
 def _run_connect(args: argparse.Namespace) -> int:
     from mcp_pa import connect
 
@@ -125,6 +131,8 @@ def _add_db(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     db = p.add_subparsers(dest="db_command", required=True)
     m = db.add_parser("migrate", help="upgrade every tenant schema to the newest migration")
     m.set_defaults(run=_run_db_migrate)
+    r = db.add_parser("reembed", help="queue every item for the configured embedding model again (after changing MCP_HTTP_EMBEDDINGS*)")
+    r.set_defaults(run=_run_db_reembed)
 
 
 def _add_connect(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

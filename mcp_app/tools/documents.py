@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import datetime as dt
 import enum
 import hashlib
+import io
 import math
 import urllib.parse
 from typing import Annotated, Any
@@ -41,6 +43,7 @@ ALLOWED_CONTENT_TYPES = (
 )
 # Uploads whose bytes are text get their body indexed for search.
 _TEXT_TYPES = ("text/plain", "text/markdown", "text/csv", "application/json")
+MAX_PDF_PAGES = 500
 _LIST_COLUMNS = "id, kind, title, content_type, size_bytes, sha256, url, tags, created_at, updated_at"
 LISTING = "list_documents"
 _KEY = (paging.INSTANT, paging.ID)
@@ -94,9 +97,39 @@ def check_link(url: str) -> str:
 
 
 def _searchable(data: bytes, content_type: str) -> str:
+    if content_type == "application/pdf":
+        return _pdf_text(data)
     if content_type not in _TEXT_TYPES:
         return ""
     return data.decode("utf-8", errors="replace").replace("\x00", "")[:MAX_TEXT_CHARS]
+
+
+def _pdf_text(data: bytes) -> str:
+    """The text layer of a PDF (scans have none: empty); a malformed PDF is stored, just not searchable."""
+    import pypdf  # only uploads of PDFs pay for the import
+
+    try:
+        reader = pypdf.PdfReader(io.BytesIO(data))
+        pages: list[str] = []
+        size = 0
+        for page in reader.pages[:MAX_PDF_PAGES]:
+            text = page.extract_text() or ""
+            pages.append(text)
+            size += len(text)
+            if size >= MAX_TEXT_CHARS:
+                break
+    except (pypdf.errors.PyPdfError, ValueError, KeyError, TypeError, OSError):
+        return ""
+    return "\n\n".join(pages).replace("\x00", "")[:MAX_TEXT_CHARS]
+
+
+def embedding_note(content_type: str, content: str) -> str:
+    """What semantic search will make of a document: indexed in the background, or why not."""
+    if content_type.startswith("image/"):
+        return f"not indexed for semantic search: {content_type} has no text to embed (its title and tags stay keyword-searchable)"
+    if content_type not in (*_TEXT_TYPES, "text/uri-list") and not content:
+        return f"not indexed for semantic search: no text could be extracted from this {content_type} file"
+    return "queued for semantic search (indexed in the background within seconds)"
 
 
 async def fetch_documents(
@@ -142,10 +175,11 @@ async def upload_document(
         if media_type not in ALLOWED_CONTENT_TYPES:
             raise ToolFailure(f"content type {media_type[:100]!r} is not allowed; use one of {', '.join(ALLOWED_CONTENT_TYPES)}")
         data = decode_upload(data_base64)
+        text = await asyncio.to_thread(_searchable, data, media_type)  # a large PDF takes a while: off the event loop
         values = {
             "kind": DocumentKind.UPLOAD.value,
             "title": title,
-            "content": _searchable(data, media_type),
+            "content": text,
             "content_type": media_type,
             "size_bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(),
@@ -154,7 +188,7 @@ async def upload_document(
         }
         row = await insert_row(tx, "documents", values, returning=_LIST_COLUMNS)
         tx.detail = f"{media_type}, {len(data)} bytes"
-        return out(row, await times.caller_zone(tx.conn))
+        return {**out(row, await times.caller_zone(tx.conn)), "semantic_search": embedding_note(media_type, text)}
 
 
 # The description names the limits from the constants, which a docstring literal cannot.

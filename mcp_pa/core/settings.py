@@ -107,6 +107,12 @@ class Settings(BaseSettings):
     # Browser origins allowed to call /mcp
     allowed_origins: CSV = []
 
+    # Semantic search: local (a model inside a Python package, offline), openai (any OpenAI-compatible /v1/embeddings), off
+    embeddings: Literal["local", "openai", "off"] = "local"
+    embeddings_url: str | None = None  # openai: the endpoint's base URL, e.g. http://127.0.0.1:11434/v1
+    embeddings_model: str | None = None  # openai: the model name sent with every request
+    embeddings_api_key: str | None = None  # openai: sent as a bearer token; never logged
+
     # Process ports (the CLI flags override the listen addresses)
     authz_metrics_port: int = Field(default=9102, ge=0, le=65535)
 

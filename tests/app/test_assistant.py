@@ -51,7 +51,7 @@ SEEDS: dict[str, str] = {
 KEYS = {"list_todos": "todos", "list_projects": "projects", "list_documents": "documents", "list_calendar_events": "events", "search": "results"}
 EXTRA: dict[str, dict[str, Any]] = {
     "list_calendar_events": {"start": "2026-04-01", "end": "2026-05-01"},
-    "search": {"query": "kaffee"},
+    "search": {"query": "kaffee", "mode": "keyword"},  # keyword pages through every match; hybrid ranks the best 200 of each list
 }
 
 
@@ -330,10 +330,11 @@ async def test_search_finds_every_kind_accent_insensitive_in_any_language(runnin
     assert "Müller" in snippet
 
 
-async def test_semantic_and_hybrid_search_say_they_are_not_enabled(running_app: RunningApp) -> None:
+async def test_search_defaults_to_hybrid_when_semantic_search_is_on(running_app: RunningApp) -> None:
     async with running_app.client(person(new_tenant())) as tools:
         for mode in ("semantic", "hybrid"):
-            assert f"mode: {mode} search is not enabled" in await tools.error("search", query="x", mode=mode)
+            assert (await tools.ok("search", query="x", mode=mode))["mode"] == mode  # tests/app/test_semantic.py covers what they find
+        assert (await tools.ok("search", query="x"))["mode"] == "hybrid"
 
 
 async def test_dashboard_uses_the_callers_local_day(running_app: RunningApp) -> None:
