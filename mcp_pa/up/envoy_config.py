@@ -38,6 +38,7 @@ HTTPS_LISTENER = "https"
 HTTP_LISTENER = "http"
 AUTHZ_CLUSTER = "authz"
 APP_CLUSTER = "app"
+REPLICAS_CLUSTER = "envoy_replicas"  # the local cluster: the rate limits' share is 1 / its membership
 ORIGIN_FILTER = "origin_check"
 PER_ADDRESS_FILTER = "rate_limit_per_address"
 PER_TENANT_FILTER = "rate_limit_per_tenant"
@@ -97,6 +98,10 @@ class EnvoyOptions:
     # A platform in front (Fly.io, Render…) terminates TLS and forwards plain HTTP: the http
     # listener then serves exactly what the https one does (HSTS included) and the https one goes.
     behind_tls_proxy: bool = False
+    # The replicas that share the rate limits: a fixed list of (host, port), `up` lists itself alone,
+    # or an EDS file Envoy watches (write_replicas_file). Neither: the canonical DNS name.
+    replicas: Sequence[tuple[str, int]] | None = None
+    replicas_file: Path | None = None
 
     def effective_public_url(self) -> str | None:
         if self.public_url:
@@ -245,6 +250,8 @@ def render(options: EnvoyOptions, base: Config | None = None) -> Config:
     if options.trusted_hops is not None:
         for listener in (https, http):
             _connection_manager(listener)["xff_num_trusted_hops"] = options.trusted_hops
+    if options.replicas_file is not None or options.replicas is not None:
+        _set_replicas(config, options)
     if options.behind_tls_proxy:
         plain = copy.deepcopy(https)
         plain["name"] = HTTP_LISTENER
@@ -252,6 +259,36 @@ def render(options: EnvoyOptions, base: Config | None = None) -> Config:
         del plain["filter_chains"][0]["transport_socket"]
         config["static_resources"]["listeners"] = [plain]
     return config
+
+
+def _set_replicas(config: Config, options: EnvoyOptions) -> None:
+    """The canonical file finds its replicas by DNS (Kubernetes); a variant may list them or read an EDS file."""
+    cluster = _named(config["static_resources"]["clusters"], REPLICAS_CLUSTER, "cluster")
+    cluster.clear()
+    cluster.update({"name": REPLICAS_CLUSTER, "connect_timeout": "1s"})
+    if options.replicas_file is not None:
+        cluster["type"] = "EDS"
+        config.setdefault("node", {"id": "mcp-pa-envoy", "cluster": "mcp-pa"})  # Envoy requires both for any xDS source
+        cluster["eds_cluster_config"] = {"eds_config": {"path_config_source": {"path": str(options.replicas_file)}, "resource_api_version": "V3"}}
+        return
+    cluster["type"] = "STATIC"
+    cluster["load_assignment"] = replicas_assignment(options.replicas or ())
+
+
+def replicas_assignment(endpoints: Sequence[tuple[str, int]]) -> Config:
+    """The ClusterLoadAssignment of the replicas cluster: one endpoint per (host, port)."""
+    return {
+        "cluster_name": REPLICAS_CLUSTER,
+        "endpoints": [{"lb_endpoints": [{"endpoint": {"address": {"socket_address": {"address": host, "port_value": port}}}} for host, port in endpoints]}],
+    }
+
+
+def write_replicas_file(path: Path, endpoints: Sequence[tuple[str, int]]) -> None:
+    """Write (atomically: Envoy watches for a move) the EDS file a `replicas_file` variant reads."""
+    resource = {"@type": "type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment", **replicas_assignment(endpoints)}
+    scratch = path.with_name(path.name + ".tmp")
+    scratch.write_text(yaml.safe_dump({"resources": [resource]}, sort_keys=False))
+    scratch.replace(path)
 
 
 class _PlainDumper(yaml.SafeDumper):

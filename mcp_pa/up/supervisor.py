@@ -350,6 +350,8 @@ def _envoy_service(plan: Plan, logs: Path, certs: DevCerts | None, settings: Set
         behind_tls_proxy=plan.behind_tls_proxy,
         # The platform's proxy appends the client address to X-Forwarded-For.
         trusted_hops=1 if plan.behind_tls_proxy else None,
+        # One replica: each rate limit applies whole (and no DNS lookups of the Kubernetes peers name).
+        replicas=[(LOOPBACK, plan.ports.http if plan.behind_tls_proxy else plan.ports.https)],
     )
     config = envoy_config.write_config(plan.state_dir / "envoy.yaml", options)
     envoy = envoy_service("envoy", config, logs / "envoy.log", plan.state_dir / "envoy-admin-address", log_level="info")
