@@ -1,7 +1,8 @@
 """The Check pipeline: credentials → provider → identity → tenant → permissions → Envoy response.
 
 The cached path (a credential seen before) is: read two headers, one SHA-256, one dict lookup,
-one set-membership test for the MCP method, and the prebuilt OK response, already serialized:
+the MCP method and tool from the routing headers or the body's first bytes (one json.loads of a
+small body), one set-membership test, and the prebuilt OK response, already serialized:
 `check` answers with wire bytes that the server sends as they are. Everything else (provider
 calls, tenancy, header lists, serializing) happens once per credential, inside the cache.
 """
@@ -15,7 +16,7 @@ from typing import Callable, Mapping
 
 import httpx
 
-from authz_service import credentials, metrics, policy, response
+from authz_service import credentials, mcp_request, metrics, policy, response
 from authz_service.cache import IdentityCache
 from authz_service.config_files import ReloadableFile
 from authz_service.errors import Denied, ProviderUnavailable
@@ -25,7 +26,6 @@ from authz_service.providers import Provider, ProviderRegistry
 from authz_service.providers.apikey import PROVIDER as APIKEY_PROVIDER
 from authz_service.providers.apikey import ApiKeyProvider, KeyStore
 from authz_service.tenancy import resolve_tenant, watch_tenants
-from mcp_pa.core.contract import HEADER_MCP_METHOD, HEADER_MCP_NAME
 from mcp_pa.core.logs import fingerprint
 from mcp_pa.core.settings import Settings
 
@@ -146,7 +146,10 @@ class Pipeline:
                 self.tenants_file.maybe_reload()
             key = cache_key(credential)
             resolved = await self.cache.get(key, lambda: self._resolve(credential, routing), _expiry)
-            policy.check_edge_permission(resolved.permissions, headers.get(HEADER_MCP_METHOD), headers.get(HEADER_MCP_NAME))
+            http = request.attributes.request.http
+            call = mcp_request.of_request(headers, http.raw_body or http.body.encode())
+            if call is not None:
+                policy.check_edge_permission(resolved.permissions, call.method, call.name)
         except Denied as denied:
             return self._refuse(denied, credential, routing, request, started)
         except Exception:  # a bug must fail closed, never allow and never surface as a 500

@@ -102,7 +102,7 @@ INVALID_TOKEN = Decision(
 INVALID_REQUEST = Decision(
     "invalid_request",
     Answerer.AUTHZ,
-    "two different credentials, duplicate Authorization",
+    "two different credentials, duplicate Authorization, `Mcp-Method`/`Mcp-Name` that disagree with the JSON-RPC body",
     400,
     "invalid_request",
     Challenge.ERROR,
@@ -126,7 +126,7 @@ ACCESS_DENIED = Decision(
 INSUFFICIENT_SCOPE = Decision(
     "insufficient_scope",
     Answerer.AUTHZ,
-    "valid identity lacking the permission for the MCP method/tool named in `Mcp-Method`/`Mcp-Name`",
+    "valid identity lacking the permission for the MCP method/tool it calls (named in `Mcp-Method`/`Mcp-Name` or in the JSON-RPC body)",
     403,
     "insufficient_scope",
     Challenge.SCOPE,

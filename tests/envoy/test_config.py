@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from authz_service.mcp_request import BODY_BYTES
 from mcp_pa.core import contract
 from mcp_pa.core.settings import Settings
 from mcp_pa.up import envoy_config
@@ -103,7 +104,8 @@ def test_canonical_ext_authz_fails_closed_with_a_bounded_timeout() -> None:
     assert ext_authz["failure_mode_allow"] is False
     assert ext_authz["status_on_error"] == {"code": "ServiceUnavailable"}
     assert ext_authz["grpc_service"]["timeout"] == "5s"
-    assert "with_request_body" not in ext_authz
+    # The body's first bytes go along (step-up from the JSON-RPC body), cut rather than refused.
+    assert ext_authz["with_request_body"] == {"max_request_bytes": BODY_BYTES, "allow_partial_message": True, "pack_as_bytes": True}
 
 
 def test_canonical_ports_match_the_contract() -> None:
