@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import secrets
 import threading
 import time
@@ -119,6 +120,9 @@ class FakeAuthorizationServer:
                 code_challenge_methods_supported=["S256"],
                 grant_types_supported=["authorization_code", "refresh_token", DEVICE_GRANT],
             )
+            if self.kind in ("auth0", "oidc"):  # Auth0 (with DCR enabled) and Keycloak register clients (RFC 7591)
+                self.issuer.metadata.update(registration_endpoint=self.url("/register"), response_types_supported=["code"],
+                                            token_endpoint_auth_methods_supported=["none", "client_secret_post", "client_secret_basic"])
         return self
 
     def add_client(self, client_id: str, secret: str | None = None) -> None:
@@ -174,6 +178,7 @@ class FakeAuthorizationServer:
             ("GET", self.url("/device")): lambda: self._device_page(params),
             ("POST", self.url("/device")): lambda: self._device_answer(form),
             ("POST", self.url("/revoke")): lambda: self._revoke(form),
+            ("POST", self.url("/register")): lambda: self._register(body),
         }.get((method, f"{self.fake.url}{path}"))
         return route() if route else None
 
@@ -348,6 +353,29 @@ class FakeAuthorizationServer:
         except KeyError:
             return 400, {}, _page("Unknown code", "<p>That code is unknown or expired.</p>")
         return 200, {}, _page("Done", "<p>You can return to your device.</p>")
+
+    def _register(self, body: bytes) -> Answer:
+        """Dynamic client registration (RFC 7591): a public client for `none`, else one with a secret."""
+        if self.kind not in ("auth0", "oidc"):
+            return _error(404, "not_found", "this provider has no registration endpoint")
+        try:
+            metadata = json.loads(body)
+        except ValueError:
+            return _error(400, "invalid_client_metadata", "the body must be a JSON object")
+        if not isinstance(metadata, dict):
+            return _error(400, "invalid_client_metadata", "the body must be a JSON object")
+        redirects = metadata.get("redirect_uris")
+        if not isinstance(redirects, list) or not redirects or not all(isinstance(r, str) for r in redirects):
+            return _error(400, "invalid_redirect_uri", "redirect_uris must be a non-empty list of URLs")
+        client_id = f"dcr-{secrets.token_hex(8)}"
+        method = metadata.get("token_endpoint_auth_method", "client_secret_basic")
+        secret = None if method == "none" else secrets.token_urlsafe(24)
+        self.add_client(client_id, secret)
+        self.requests["register"] += 1
+        answer = {**metadata, "client_id": client_id, "client_id_issued_at": int(time.time()), "token_endpoint_auth_method": method}
+        if secret is not None:
+            answer.update(client_secret=secret, client_secret_expires_at=0)
+        return 201, {"cache-control": "no-store"}, answer
 
     def _revoke(self, form: dict[str, str]) -> Answer:
         with self._lock:
