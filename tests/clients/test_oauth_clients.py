@@ -8,15 +8,15 @@ and hands the redirect's code back to the SDK.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import ssl
 import urllib.parse
-from typing import Any
+from typing import AsyncIterator
 
 import httpx
 import httpx2
-import pytest
 from mcp import Client
 from mcp.client.auth import OAuthClientProvider, TokenStorage
 from mcp.client.streamable_http import streamable_http_client
@@ -92,9 +92,15 @@ def _provider(stack: LoginStack, browser: Browser, storage: MemoryStorage) -> OA
     return OAuthClientProvider(stack.url, metadata, storage, redirect_handler=browser.open, callback_handler=browser.callback)
 
 
-async def _session(stack: LoginStack, auth: OAuthClientProvider) -> Any:
+@contextlib.asynccontextmanager
+async def _signed_in_client(stack: LoginStack, browser: Browser, storage: MemoryStorage) -> AsyncIterator[Client]:
+    """An SDK client whose HTTP requests carry the SDK's OAuth flow."""
     verify = ssl.create_default_context(cafile=str(stack.ca))
-    return httpx2.AsyncClient(auth=auth, verify=verify, timeout=30)
+    async with (
+        httpx2.AsyncClient(auth=_provider(stack, browser, storage), verify=verify, timeout=30) as http,
+        Client(streamable_http_client(stack.url, http_client=http), cache=None) as client,
+    ):
+        yield client
 
 
 async def test_sdk_oauth_client_goes_from_nothing_to_tools_call_with_every_provider_configured(login_stack: LoginStack) -> None:  # noqa: F811
@@ -103,9 +109,8 @@ async def test_sdk_oauth_client_goes_from_nothing_to_tools_call_with_every_provi
     assert len(prm["authorization_servers"]) == 4  # Auth0, Keycloak, Google, GitHub
     browser, storage = Browser(), MemoryStorage()
     registrations = login_stack.auth0.requests["register"]
-    async with await _session(login_stack, _provider(login_stack, browser, storage)) as http:
-        async with Client(streamable_http_client(login_stack.url, http_client=http), cache=None) as client:
-            result = await client.call_tool("whoami", {})
+    async with _signed_in_client(login_stack, browser, storage) as client:
+        result = await client.call_tool("whoami", {})
     assert not result.is_error, result
     assert login_stack.auth0.requests["register"] == registrations + 1  # registered itself at Auth0 (RFC 7591)
     assert storage.client is not None and storage.client.client_id in login_stack.auth0.clients
@@ -116,17 +121,12 @@ async def test_sdk_oauth_client_goes_from_nothing_to_tools_call_with_every_provi
 async def test_read_only_token_steps_up_to_the_tool_scope_and_the_call_succeeds(login_stack: LoginStack) -> None:  # noqa: F811
     browser, storage = Browser(), MemoryStorage()
     browser.grant_only = "mcp:read"
-    async with await _session(login_stack, _provider(login_stack, browser, storage)) as http:
-        async with Client(streamable_http_client(login_stack.url, http_client=http), cache=None) as client:
-            assert not (await client.call_tool("list_todos", {})).is_error
-            assert storage.tokens is not None and storage.tokens.scope == "mcp:read"
-            created = await client.call_tool("create_todo", {"title": "stepped up"})
+    async with _signed_in_client(login_stack, browser, storage) as client:
+        assert not (await client.call_tool("list_todos", {})).is_error
+        assert storage.tokens is not None and storage.tokens.scope == "mcp:read"
+        created = await client.call_tool("create_todo", {"title": "stepped up"})
     assert not created.is_error, created
     assert len(browser.visited) == 2, "the 403 insufficient_scope did not send the client back to sign in"
     assert set(browser.visited[1]["scope"].split()) == {"mcp:read", "mcp:write"}
     assert storage.tokens is not None and set((storage.tokens.scope or "").split()) == {"mcp:read", "mcp:write"}
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _anyio_backend() -> str:
-    return "asyncio"
