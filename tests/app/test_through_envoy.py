@@ -69,7 +69,10 @@ def front_door(running_app: RunningApp, tmp_path_factory: pytest.TempPathFactory
         envoy = start_envoy(directory / "envoy", certs, authz_port=authz_port, app_port=app_port)
         env = {
             "MCP_HTTP_API_KEY": API_KEY,
-            "MCP_HTTP_OIDC_PROVIDERS": json.dumps([{"name": "corp", "issuer": issuer.issuer, "audience": OIDC_AUDIENCE}]),
+            # The corp issuer is the domains' own IdP: only such an issuer places users in a domain tenant.
+            "MCP_HTTP_OIDC_PROVIDERS": json.dumps(
+                [{"name": "corp", "issuer": issuer.issuer, "audience": OIDC_AUDIENCE, "domains": ["acme.test", READ_ONLY_DOMAIN]}]
+            ),
             "MCP_HTTP_TENANTS_FILE": str(tenants_file),
         }
         try:
