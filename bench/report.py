@@ -75,6 +75,8 @@ def chart(rows: list[Row], path: Path) -> None:
 
     rate_rows = [r for r in rows if r.rps is not None and not r.part.endswith("req/s")]
     added = [r for r in rows if r.unit == "ms added p99"]
+    if not rate_rows:
+        return  # parts 5 and 6 alone report latencies and values, not rates: no throughput chart
     figure, axes = plt.subplots(1, 2 if added else 1, figsize=(14 if added else 9, 0.45 * len(rate_rows) + 2), squeeze=False)
     left = axes[0][0]
     left.barh([f"[{r.part.split()[0]}] {r.case}" for r in rate_rows], [r.rps for r in rate_rows], color="#4477aa")
