@@ -20,12 +20,14 @@ import grpc
 import httpx
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from authz_service import tracing
 from authz_service.pipeline import Pipeline, build_pipeline
 from authz_service.proto import external_auth_pb2
 from authz_service.providers.http import make_client
 from mcp_pa.core import logs
 from mcp_pa.core.net import parse_listen
 from mcp_pa.core.settings import Settings, get_settings
+from mcp_pa.core.tracing import shutdown_tracing
 
 log = logging.getLogger("authz.server")
 
@@ -168,6 +170,8 @@ def main(args: argparse.Namespace) -> int:
         if parse_listen(args.listen, "0.0.0.0")[1] == 0:
             raise ValueError("--workers > 1 needs a fixed port in --listen")
         return _supervise(args, metrics_port)
+    tracing.instrument()  # before the server exists; a no-op without OTEL_EXPORTER_OTLP_ENDPOINT
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(_serve(settings, args.listen, metrics_port))
+    shutdown_tracing()
     return 0

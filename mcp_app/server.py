@@ -14,13 +14,15 @@ import os
 import signal
 
 import uvicorn
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
+from mcp_app import tracing
 from mcp_app.app import create_app
 from mcp_app.db import Database, database_in_use
 from mcp_pa.core import logs
 from mcp_pa.core.net import parse_listen
 from mcp_pa.core.settings import ENV_PREFIX, get_settings
+from mcp_pa.core.tracing import shutdown_tracing
 
 # The SDK's stateless transport logs "Terminating session: None" at INFO after every request.
 QUIET_LOGGERS = ("mcp.server.streamable_http",)
@@ -34,11 +36,11 @@ def configure_logging(level: str) -> None:
         logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
-def worker_app() -> Starlette:
+def worker_app() -> ASGIApp:
     """The app of one worker process (`--workers N`): settings from the environment the parent set."""
     settings = get_settings()
     configure_logging(settings.log_level)
-    return create_app(settings)
+    return tracing.instrument(create_app(settings))
 
 
 class _Terminated(BaseException):
@@ -64,7 +66,10 @@ def main(args: argparse.Namespace) -> int:
             # log_config=None keeps our JSON logging; proxy headers are Envoy's, and only it reaches us.
             options = dict(host=host, port=port, log_config=None, access_log=False, proxy_headers=True, forwarded_allow_ips="127.0.0.1")
             if workers == 1:
-                uvicorn.run(create_app(settings, Database(dsn)), **options)  # type: ignore[arg-type]
+                try:
+                    uvicorn.run(tracing.instrument(create_app(settings, Database(dsn))), **options)  # type: ignore[arg-type]
+                finally:
+                    shutdown_tracing()  # the spans still queued, SIGTERM included
             else:
                 os.environ[f"{ENV_PREFIX}DATABASE_CONNECTION_STRING"] = dsn  # the workers read their settings from it
                 uvicorn.run(WORKER_FACTORY, factory=True, workers=workers, **options)  # type: ignore[arg-type]

@@ -102,6 +102,9 @@ class EnvoyOptions:
     # or an EDS file Envoy watches (write_replicas_file). Neither: the canonical DNS name.
     replicas: Sequence[tuple[str, int]] | None = None
     replicas_file: Path | None = None
+    # OTLP/HTTP traces URL (http://host:port/v1/traces): Envoy starts a trace per request, sends its
+    # spans there and passes the W3C context to authz and the app. None: no tracing.
+    otlp_traces_url: str | None = None
 
     def effective_public_url(self) -> str | None:
         if self.public_url:
@@ -252,6 +255,8 @@ def render(options: EnvoyOptions, base: Config | None = None) -> Config:
             _connection_manager(listener)["xff_num_trusted_hops"] = options.trusted_hops
     if options.replicas_file is not None or options.replicas is not None:
         _set_replicas(config, options)
+    if options.otlp_traces_url is not None:
+        _set_tracing(config, options.otlp_traces_url)
     if options.behind_tls_proxy:
         plain = copy.deepcopy(https)
         plain["name"] = HTTP_LISTENER
@@ -273,6 +278,34 @@ def _set_replicas(config: Config, options: EnvoyOptions) -> None:
         return
     cluster["type"] = "STATIC"
     cluster["load_assignment"] = replicas_assignment(options.replicas or ())
+
+
+OTEL_CLUSTER = "otel_collector"
+OTEL_SERVICE_NAME = "mcp-pa-envoy"
+
+
+def _set_tracing(config: Config, url: str) -> None:
+    """Envoy's OpenTelemetry tracer on every listener, exporting OTLP/HTTP to `url`."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"the OTLP traces URL {url!r} must be http(s)://host[:port]/path")
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    cluster: Config = {
+        "name": OTEL_CLUSTER, "type": "STRICT_DNS", "connect_timeout": "1s", "dns_lookup_family": "V4_ONLY",
+        "load_assignment": {"cluster_name": OTEL_CLUSTER, "endpoints": [{"lb_endpoints": [
+            {"endpoint": {"address": {"socket_address": {"address": parts.hostname, "port_value": port}}}}]}]},
+    }
+    if parts.scheme == "https":
+        cluster["transport_socket"] = {"name": "envoy.transport_sockets.tls", "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext", "sni": parts.hostname}}
+    config["static_resources"]["clusters"].append(cluster)
+    provider = {"name": "envoy.tracers.opentelemetry", "typed_config": {
+        "@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
+        "http_service": {"http_uri": {"uri": url, "cluster": OTEL_CLUSTER, "timeout": "1s"}},
+        "service_name": OTEL_SERVICE_NAME,
+    }}
+    for listener in config["static_resources"]["listeners"]:
+        _connection_manager(listener)["tracing"] = {"provider": provider, "spawn_upstream_span": True}
 
 
 def replicas_assignment(endpoints: Sequence[tuple[str, int]]) -> Config:

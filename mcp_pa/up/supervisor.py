@@ -25,6 +25,7 @@ from typing import TextIO
 from mcp_pa.core import contract
 from mcp_pa.core.postgres import EmbeddedPostgres, EmbeddedPostgresError
 from mcp_pa.core.settings import ENV_PREFIX, Settings, get_settings
+from mcp_pa.core.tracing import traces_url
 from mcp_pa.health import grpc_serving, http_ok
 from mcp_pa.up import envoy_config
 from mcp_pa.up.certs import DevCerts, ensure_dev_certs
@@ -352,6 +353,7 @@ def _envoy_service(plan: Plan, logs: Path, certs: DevCerts | None, settings: Set
         trusted_hops=1 if plan.behind_tls_proxy else None,
         # One replica: each rate limit applies whole (and no DNS lookups of the Kubernetes peers name).
         replicas=[(LOOPBACK, plan.ports.http if plan.behind_tls_proxy else plan.ports.https)],
+        otlp_traces_url=traces_url(),  # OTEL_EXPORTER_OTLP_ENDPOINT: authz and app read it themselves
     )
     config = envoy_config.write_config(plan.state_dir / "envoy.yaml", options)
     envoy = envoy_service("envoy", config, logs / "envoy.log", plan.state_dir / "envoy-admin-address", log_level="info")
