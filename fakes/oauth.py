@@ -82,6 +82,7 @@ class FakeAuthorizationServer:
     user: FakeUser = field(default_factory=FakeUser)
     clients: dict[str, str | None] = field(default_factory=dict)  # client id → secret (None: public)
     requests: Counter[str] = field(default_factory=Counter)  # "refresh_token", "authorization_code", … per grant
+    issued: list[str] = field(default_factory=list)  # every access, ID and refresh token handed out, oldest first
     _codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     _pending: dict[str, dict[str, Any]] = field(default_factory=dict)
     _refresh: dict[str, _Refresh] = field(default_factory=dict)
@@ -158,6 +159,11 @@ class FakeAuthorizationServer:
         """Every refresh token issued so far stops working (the user removed the app's access)."""
         with self._lock:
             self._revoked_families.update(r.family for r in self._refresh.values())
+
+    def issued_tokens(self) -> list[str]:
+        """Every token value this server has issued (to check none leaks into logs or files)."""
+        with self._lock:
+            return list(self.issued)
 
     def issued_refresh_tokens(self) -> list[str]:
         with self._lock:
@@ -287,6 +293,7 @@ class FakeAuthorizationServer:
                 id=user.github_id, login=user.github_login, name=user.name, app_client_id=client_id,
                 emails=[{"email": user.email, "primary": True, "verified": user.email_verified}],
             ))
+            self._record(token)
             return 200, {}, {"access_token": token, "token_type": "bearer", "scope": scope}  # OAuth-app tokens never expire
         assert self.issuer is not None
         if self.kind == "google":
@@ -307,7 +314,12 @@ class FakeAuthorizationServer:
             with self._lock:
                 self._refresh[refresh] = _Refresh(client_id, scope, audience, family or secrets.token_hex(8))
             answer["refresh_token"] = refresh
+        self._record(*(answer[k] for k in ("access_token", "id_token", "refresh_token") if k in answer))
         return 200, {"cache-control": "no-store"}, answer
+
+    def _record(self, *tokens: str) -> None:
+        with self._lock:
+            self.issued.extend(tokens)
 
     def _device_code(self, form: dict[str, str], headers: dict[str, str]) -> Answer:
         client_id = self._client(form, headers, public_ok=self.kind == "github")

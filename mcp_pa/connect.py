@@ -235,7 +235,7 @@ class LoginCredential(Credential):
             self._refused = self._login.refresh_token
             raise self._relogin(f"The sign-in to {self._base} has expired or was revoked: {exc}") from None
         except login_flow.RefreshUnavailable as exc:
-            raise BridgeError(UNAVAILABLE, f"{exc}. Check the network; the bridge tries again on the next request.") from None
+            raise BridgeError(UNAVAILABLE, f"{exc}. Check the network and try again; the bridge refreshes on the next request (no new login needed).") from None
         self._store.put(fresh)  # the rotated refresh token replaces the used one atomically
         self._login = fresh
 

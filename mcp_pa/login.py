@@ -423,8 +423,11 @@ async def refresh(login: StoredLogin, verify: ssl.SSLContext | bool, backoff: fl
                 raise RefreshRefused(f"{login.provider} refused the refresh token ({exc.description or exc.error})") from None
             except Exception as exc:  # network failures and 5xx pages that are not OAuth errors
                 last = exc
-                log.warning("refresh failed; retrying", extra={"provider": login.provider, "attempt": attempt + 1, "error": type(exc).__name__})
-                await asyncio.sleep(backoff * 2**attempt)
+                final = attempt + 1 == REFRESH_ATTEMPTS
+                log.warning("refresh failed" if final else "refresh failed; retrying",
+                            extra={"provider": login.provider, "attempt": attempt + 1, "error": _failure(exc)})
+                if not final:  # no wait after the last attempt: the caller is told at once
+                    await asyncio.sleep(backoff * 2**attempt)
                 continue
         bearer, expires_at = bearer_of(dict(token), login.bearer_kind)
         rotated = token.get("refresh_token") or login.refresh_token
@@ -433,7 +436,19 @@ async def refresh(login: StoredLogin, verify: ssl.SSLContext | bool, backoff: fl
             extra={"provider": login.provider, "bearer": logs.fingerprint(bearer), "rotated": rotated != login.refresh_token},
         )
         return StoredLogin(**{**login.__dict__, "bearer": bearer, "expires_at": expires_at, "refresh_token": rotated})
-    raise RefreshUnavailable(f"cannot reach {login.provider}'s token endpoint {login.token_endpoint} to refresh the sign-in: {last}")
+    raise RefreshUnavailable(
+        f"Could not reach {login.provider} to refresh the sign-in: its token endpoint {login.token_endpoint} "
+        f"failed {REFRESH_ATTEMPTS} times ({_failure(last)})"
+    )
+
+
+def _failure(exc: Exception | None) -> str:
+    """One short line for a failed token request: the HTTP status, else the network error."""
+    # Authlib's client may be built on httpx or its fork httpx2: recognise the status error by its shape.
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return f"HTTP {status}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 # --- whoami --------------------------------------------------------------------------------------

@@ -59,23 +59,39 @@ def config_dir() -> Path:
 
 
 def _usable_keyring() -> Any | None:
-    """The OS keyring backend, or None when there is none (headless Linux, containers)."""
+    """The keyring backend to store tokens in, or None for the 0600 file.
+
+    None when there is no keyring (headless Linux, containers: keyring's fail or null backend),
+    and when keyring picked on its own a backend it rates "not recommended" (priority below 1,
+    such as keyrings.alt's plaintext file): our 0600 file is no worse. A backend the user chose
+    (PYTHON_KEYRING_BACKEND or keyringrc.cfg) is used as chosen.
+    """
     try:
         import keyring
         from keyring.backends import chainer, fail
+        from keyring.util import platform_
     except ImportError:
         return None
     try:
         backend = keyring.get_keyring()
+        chosen = bool(os.environ.get("PYTHON_KEYRING_BACKEND")) or (platform_.config_root() / "keyringrc.cfg").exists()
     except Exception:  # a broken keyring configuration must not stop sign-in: the file still works
         return None
-    if isinstance(backend, fail.Keyring):
+    if isinstance(backend, fail.Keyring) or type(backend).__module__.startswith("keyring.backends.null"):
         return None
-    if isinstance(backend, chainer.ChainerBackend) and not backend.backends:
+    inner = backend.backends if isinstance(backend, chainer.ChainerBackend) else [backend]
+    if not inner:
         return None
-    if type(backend).__module__.startswith("keyring.backends.null"):
+    if not chosen and max(_priority(b) for b in inner) < 1:
         return None
     return backend
+
+
+def _priority(backend: Any) -> float:
+    try:
+        return float(backend.priority)
+    except Exception:  # a backend whose priority check fails (no D-Bus, no daemon) is not usable
+        return -1.0
 
 
 class TokenStore:

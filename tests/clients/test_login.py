@@ -8,17 +8,10 @@ HTTP here, a real headless chromium once), or approving a device code.
 
 from __future__ import annotations
 
-import json
-import os
-import queue
-import re
 import socket
 import stat
-import subprocess
 import sys
-import threading
 import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,148 +21,20 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from fakes import FakeProviders
-from fakes.oauth import FakeAuthorizationServer
 from mcp_pa import login as login_module
 from mcp_pa.core import contract
 from mcp_pa.tokens import TokenStore
-from mcp_pa.up.stack import Ports
-from tests.clients.conftest import STACK_START_TIMEOUT, _clean_env, _printed
-from tests.support.processes import REPO, Service, StackError, mcp_pa_command, scratch_dir
-
-AUTH0_CLIENT = "auth0-native-app"
-KEYCLOAK_CLIENT = "mcp-pa-cli"
-GOOGLE_CLIENT, GOOGLE_SECRET = "desktop-123.apps.googleusercontent.com", "GOCSPX-not-confidential"
-GITHUB_CLIENT, GITHUB_SECRET = "Iv1.fakeapp", "github-app-secret"
-# Keyring's own switch: no OS keyring, so the 0600 file is the store (as on a headless Linux box).
-NO_KEYRING = {"PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring"}
-
-
-@dataclass
-class LoginStack:
-    """The running stack and the fake providers behind it."""
-
-    url: str
-    base: str
-    ca: Path
-    fake: FakeProviders
-    auth0: FakeAuthorizationServer
-    keycloak: FakeAuthorizationServer
-    google: FakeAuthorizationServer
-    github: FakeAuthorizationServer
-    logs: Path
-
-
-@pytest.fixture(scope="module")
-def login_stack() -> Iterator[LoginStack]:
-    with FakeProviders() as fake, scratch_dir("mcp-pa-login-") as base:
-        ports = Ports.free()
-        resource = f"https://localhost:{ports.https}{contract.MCP_PATH}"
-        auth0 = FakeAuthorizationServer.auth0(fake, audience=resource)
-        auth0.add_client(AUTH0_CLIENT)
-        keycloak = FakeAuthorizationServer.oidc(fake, audience="mcp-pa")
-        keycloak.add_client(KEYCLOAK_CLIENT)
-        google = FakeAuthorizationServer.google(fake)
-        google.add_client(GOOGLE_CLIENT, GOOGLE_SECRET)
-        github = FakeAuthorizationServer.github(fake)
-        github.add_client(GITHUB_CLIENT, GITHUB_SECRET)
-        env = _clean_env(
-            **fake.settings_env(), **google.settings_env(), **github.settings_env(),
-            MCP_HTTP_AUTH0_ISSUER=auth0.issuer.issuer if auth0.issuer else "",
-            MCP_HTTP_AUTH0_JWKS_URL=f"{fake.url}/auth0/jwks",
-            MCP_HTTP_AUTH0_AUDIENCE=resource,
-            MCP_HTTP_AUTH0_LOGIN_CLIENT_ID=AUTH0_CLIENT,
-            MCP_HTTP_OIDC_PROVIDERS=json.dumps(
-                [{"name": "keycloak", "issuer": f"{fake.url}/keycloak", "audience": "mcp-pa", "login_client_id": KEYCLOAK_CLIENT}]
-            ),
-            MCP_HTTP_GOOGLE_LOGIN_CLIENT_ID=GOOGLE_CLIENT,
-            MCP_HTTP_GOOGLE_LOGIN_CLIENT_SECRET=GOOGLE_SECRET,
-            MCP_HTTP_GITHUB_ENABLED="true",
-            MCP_HTTP_GITHUB_CLIENT_ID=GITHUB_CLIENT,
-            MCP_HTTP_GITHUB_CLIENT_SECRET=GITHUB_SECRET,
-        )
-        log = base / "up.log"
-        up = Service("mcp-pa up", mcp_pa_command("up", "--state-dir", str(base / "state"), *ports.up_flags()), log,
-                     lambda: _printed(log, "Ctrl-C stops everything") is not None, env=env, cwd=REPO)
-        try:
-            up.run(STACK_START_TIMEOUT)
-        except StackError as exc:
-            pytest.fail(f"`mcp-pa up` did not get ready: {exc}")
-        try:
-            url = _printed(log, "MCP URL:")
-            assert url is not None
-            yield LoginStack(url, url.removesuffix(contract.MCP_PATH), base / "state" / "tls" / "ca.crt",
-                             fake, auth0, keycloak, google, github, base)
-        finally:
-            up.stop(timeout=30)
-
-
-# --- driving `mcp-pa login` ------------------------------------------------------------------
-
-
-class LoginProcess:
-    """`mcp-pa login …` running; its stderr is read line by line as the person would read it."""
-
-    def __init__(self, *args: str, config: Path, env: dict[str, str] | None = None) -> None:
-        self.config = config
-        self.proc = subprocess.Popen(
-            mcp_pa_command(*args), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env={**os.environ, **NO_KEYRING, "MCP_PA_CONFIG_DIR": str(config), **(env or {})},
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.stderr_seen: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.stderr_seen.append(line)
-            self.lines.put(line)
-
-    def wait_line(self, pattern: str, timeout: float = 60) -> re.Match[str]:
-        while True:
-            try:
-                line = self.lines.get(timeout=timeout)
-            except queue.Empty:
-                raise AssertionError(f"no line matching {pattern!r}; stderr so far: {''.join(self.stderr_seen)}") from None
-            if match := re.search(pattern, line):
-                return match
-
-    def authorization_url(self) -> str:
-        return self.wait_line(r"^(https?://\S+)$").group(1)
-
-    def finish(self, timeout: float = 60) -> tuple[int, str, str]:
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()  # never leave a login holding the loopback port for the next test
-            self.proc.wait()
-            raise
-        assert self.proc.stdout is not None
-        stdout = self.proc.stdout.read()
-        self._reader.join(timeout=10)  # the last stderr lines
-        return self.proc.returncode, stdout, "".join(self.stderr_seen)
-
-
-def browser_allows(url: str, decision: str = "allow") -> httpx.Response:
-    """A person in a browser: open the consent page, click the button, follow the redirect home."""
-    with httpx.Client(timeout=20) as http:
-        page = http.get(url)
-        assert page.status_code == 200, page.text
-        action = re.search(r"action='([^']+)'", page.text)
-        request = re.search(r"name='request' value='([^']+)'", page.text)
-        assert action and request, page.text
-        answer = http.post(action.group(1), data={"request": request.group(1), "decision": decision})
-        assert answer.status_code == 302
-        return http.get(answer.headers["location"])
-
-
-def login(stack: LoginStack, provider: str, config: Path, *extra: str) -> LoginProcess:
-    return LoginProcess("login", stack.url, "--provider", provider, "--no-browser", "--ca", str(stack.ca), *extra, config=config)
-
-
-def stored(config: Path) -> dict[str, Any]:
-    return json.loads((config / "mcp-pa" / "tokens.json").read_text())
+from tests.clients.conftest import (
+    AUTH0_CLIENT,
+    KEYCLOAK_CLIENT,
+    NO_KEYRING,
+    LoginProcess,
+    LoginStack,
+    browser_allows,
+    login,
+    stored,
+)
+from tests.support.processes import REPO, scratch_dir
 
 
 def secrets_in(config: Path) -> list[str]:
