@@ -23,7 +23,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.auth import AuthorizationCodeResult, OAuthClientInformationFull, OAuthClientMetadata, OAuthToken
 
 from mcp_pa.core import contract
-from tests.clients.test_login import LoginStack, login_stack  # noqa: F401  (the module's stack)
+from tests.clients.conftest import LoginStack  # the login_stack fixture is conftest's (test_login's stack)
 
 REDIRECT_URI = "http://127.0.0.1:33418/callback"  # never listened on: the test reads the redirect itself
 
@@ -103,7 +103,7 @@ async def _signed_in_client(stack: LoginStack, browser: Browser, storage: Memory
         yield client
 
 
-async def test_sdk_oauth_client_goes_from_nothing_to_tools_call_with_every_provider_configured(login_stack: LoginStack) -> None:  # noqa: F811
+async def test_sdk_oauth_client_goes_from_nothing_to_tools_call_with_every_provider_configured(login_stack: LoginStack) -> None:
     prm = httpx.get(f"{login_stack.base}{contract.PRM_MCP_PATH}", verify=str(login_stack.ca)).json()
     assert prm["authorization_servers"][0] == login_stack.auth0.issuer.issuer  # type: ignore[union-attr]
     assert len(prm["authorization_servers"]) == 4  # Auth0, Keycloak, Google, GitHub
@@ -118,7 +118,7 @@ async def test_sdk_oauth_client_goes_from_nothing_to_tools_call_with_every_provi
     assert browser.visited[0]["resource"] == login_stack.url
 
 
-async def test_read_only_token_steps_up_to_the_tool_scope_and_the_call_succeeds(login_stack: LoginStack) -> None:  # noqa: F811
+async def test_read_only_token_steps_up_to_the_tool_scope_and_the_call_succeeds(login_stack: LoginStack) -> None:
     browser, storage = Browser(), MemoryStorage()
     browser.grant_only = "mcp:read"
     async with _signed_in_client(login_stack, browser, storage) as client:
