@@ -72,7 +72,8 @@ async def run(counts: tuple[int, ...] = COUNTS, calls: int = CALLS) -> list[dict
         postgres = EmbeddedPostgres(Path(root) / "pgdata")
         try:
             database = Database(postgres.dsn, max_size=POOL)
-            app = create_app(Settings(database_connection_string=postgres.dsn, public_url="https://bench.invalid"), database)
+            # Embeddings off: a background embedding queue would share the cores with the measured calls.
+            app = create_app(Settings(database_connection_string=postgres.dsn, public_url="https://bench.invalid", embeddings="off"), database)
             (port,) = ports(1)
             server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
             task = asyncio.create_task(server.serve())
