@@ -57,7 +57,7 @@ def test_identity_without_tenant_header_is_refused() -> None:
 
 def test_every_tool_has_exactly_one_permission() -> None:
     tools = contract.READ_TOOLS + contract.WRITE_TOOLS + contract.ADMIN_TOOLS
-    assert len(tools) == len(set(tools)) == len(contract.TOOL_PERMISSIONS) == 26
+    assert len(tools) == len(set(tools)) == len(contract.TOOL_PERMISSIONS) == 38
     assert contract.required_permission("tools/call", "list_audit_events") == "admin"
     assert contract.required_permission("tools/call", "create_todo") == "write"
     assert contract.required_permission("tools/list", None) is None

@@ -168,7 +168,7 @@ async def test_every_tenant_table_forces_row_level_security(running_app: Running
             "WHERE n.nspname = $1 AND c.relkind = 'r' AND c.relname <> 'schema_migrations'",
             f"tenant_{tenant}",
         )
-    assert len(tables) == 8  # 0001's seven and 0002's preferences
+    assert len(tables) == 10  # 0001's seven, 0002's preferences, 0003's embeddings and embedding_jobs
     assert [t["relname"] for t in tables if not (t["relrowsecurity"] and t["relforcerowsecurity"] and t["policies"])] == []
 
 

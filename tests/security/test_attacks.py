@@ -126,14 +126,6 @@ def assert_body(reply: Reply, **expected: Any) -> None:
     assert {k: body.get(k) for k in expected} == expected, body
 
 
-def tool_refused(fragment: str) -> Callable[[Stack, Reply], None]:
-    def check(s: Stack, reply: Reply) -> None:
-        result = reply.json()["result"]
-        assert result["isError"] and fragment in result["content"][0]["text"], result
-
-    return check
-
-
 def refused_as(error: str) -> Callable[[Stack, Reply], None]:
     def check(s: Stack, reply: Reply) -> None:
         assert reply.json()["error"] == error, reply.body[:300]
@@ -238,9 +230,9 @@ HEADER_SPOOFING = [
     Attack("x-forwarded-for-loopback", 401, whoami({"x-forwarded-for": "127.0.0.1", "x-real-ip": "127.0.0.1"})),
     Attack(
         "spoofed-permissions-for-an-admin-tool",
-        200,
+        403,  # refused at the edge: authz reads the tool from the body and judges the key's own permissions
         lambda s: s.rpc({**api_key("reader"), contract.HEADER_PERMISSIONS: "admin,read,write"}, tool_call("list_audit_events")),
-        tool_refused("permission denied"),
+        refused_as("insufficient_scope"),
     ),
     Attack(
         "spoofed-request-id-is-replaced",
@@ -249,7 +241,10 @@ HEADER_SPOOFING = [
         lambda s, r: (r.headers.get(contract.HEADER_REQUEST_ID) not in (None, "attacker-chosen")) or pytest.fail("x-request-id kept"),
     ),
     Attack("identity-headers-on-metadata-route", 200, get(contract.PRM_MCP_PATH, SPOOFED_IDENTITY), lambda s, r: assert_body(r, resource=s.resource)),
-    Attack("identity-headers-on-root-metadata-route", 200, get(contract.PRM_PATH, SPOOFED_IDENTITY), lambda s, r: assert_body(r, resource=s.resource)),
+    Attack(
+        "identity-headers-on-root-metadata-route", 200, get(contract.PRM_PATH, SPOOFED_IDENTITY),
+        lambda s, r: assert_body(r, resource=s.envoy.public_url),  # the root document's resource is the origin (RFC 9728 §3.3)
+    ),
     Attack("identity-headers-on-plain-http-mcp", 301, lambda s: s.request("POST", contract.MCP_PATH, mcp_headers(SPOOFED_IDENTITY), WHOAMI, https=False)),
     Attack(
         "identity-headers-on-plain-http-healthz", 200,
