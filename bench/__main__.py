@@ -78,13 +78,13 @@ def run(args: argparse.Namespace, command: str) -> Path:
         if 4 in args.parts:
             memory.run(bench, stack)
             print(f"part 4 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
-        print(report.write(bench.rows, out, command, load_at_start))
         if 5 in args.parts:
             data_scale.add_rows(bench)
             print(f"part 5 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
         if 6 in args.parts:
             semantic.add_rows(bench)
             print(f"part 6 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+        print(report.write(bench.rows, out, command, load_at_start))
     # The database was scratch for parts 3 and 4: stopped with the stack, its files go (tens of MB).
     shutil.rmtree(out / "pgdata", ignore_errors=True)
     return out

@@ -7,31 +7,38 @@ SDK transport → `ToolGate` (permission + audit) → the tools → `Database` (
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import urllib.parse
-from typing import AsyncIterator
+from typing import Any, AsyncIterator
 
 from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.context import Context
 from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS, INVALID_REQUEST
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mcp_app import discovery, embeddings
 from mcp_app.db import Database, database_dsn
 from mcp_app.discovery import authorization_servers as authorization_servers  # moved; kept importable
 from mcp_app.discovery import protected_resource_metadata as protected_resource_metadata
 from mcp_app.identity import IdentityMiddleware
+from mcp_app.prompts import register_prompts
 from mcp_app.resources import register_resources
 from mcp_app.tools.base import Toolbox, ToolGate
 from mcp_app.tools.documents import MAX_REQUEST_BODY_BYTES
-from mcp_app.tools.registry import register_tools
+from mcp_app.tools.registry import build_tools
 from mcp_pa.core import contract
 from mcp_pa.core.settings import Settings
 
 SERVER_NAME = "mcp-pa"
+SERVER_VERSION = importlib.metadata.version("mcp-pa")
 INSTRUCTIONS = (
     "A personal assistant: your status, projects with tasks, todos, calendar, documents and a "
     "dashboard. Every item is private to you; ids are UUIDs returned when an item is created."
@@ -43,22 +50,90 @@ def transport_security(settings: Settings) -> TransportSecuritySettings:
     if public.hostname:
         hosts += [public.hostname, public.netloc]
     origin = f"{public.scheme}://{public.netloc}"
+    # A page on the loopback host the server itself answers on is same-site, not a rebinding.
+    loopback = ["http://localhost", "http://localhost:*", "http://127.0.0.1", "http://127.0.0.1:*"]
     return TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
         allowed_hosts=list(dict.fromkeys(hosts)),
-        allowed_origins=list(dict.fromkeys([*settings.allowed_origins, origin])),
+        allowed_origins=list(dict.fromkeys([*settings.allowed_origins, origin, *loopback])),
     )
 
 
+class AppServer(MCPServer):
+    """MCPServer whose prompts/get refuses an unknown prompt or argument as invalid params (the SDK answers -32603 and logs an error)."""
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> Any:
+        prompt = next((p for p in await self.list_prompts() if p.name == name), None)
+        if prompt is None:
+            raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {name[:100]!r}; prompts/list names every prompt")
+        given = arguments or {}
+        takes = {argument.name: argument for argument in prompt.arguments or []}
+        unknown = sorted(set(given) - set(takes))
+        missing = sorted(n for n, argument in takes.items() if argument.required and not given.get(n))
+        if unknown or missing:
+            problems = [f"{n[:100]}: not an argument of {name}" for n in unknown] + [f"{n}: required" for n in missing]
+            raise MCPError(code=INVALID_PARAMS, message=f"invalid arguments for prompt {name}: " + "; ".join(problems))
+        try:
+            result = await super().get_prompt(name, arguments, context)
+        except ValueError as exc:  # the prompt functions are pure: only their argument checks raise
+            raise MCPError(code=INVALID_PARAMS, message=f"invalid arguments for prompt {name}") from exc
+        return result
+
+
 def build_mcp_server(box: Toolbox) -> MCPServer:
-    """The one MCPServer with every tool and resource, behind the permission gate.
+    """The one MCPServer with every tool, resource and prompt, behind the permission gate.
 
     Raises ToolRegistryError when the tools and the contract's permission table disagree.
     """
-    server: MCPServer = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, middleware=[ToolGate(box)])
-    register_tools(server)
+    server = AppServer(
+        SERVER_NAME,
+        version=SERVER_VERSION,
+        instructions=INSTRUCTIONS,
+        tools=build_tools(),
+        # Stateless replicas push nothing, so no era advertises list-changed or subscriptions.
+        subscriptions=False,
+        middleware=[ToolGate(box)],
+    )
     register_resources(server)
+    register_prompts(server)
     return server
+
+
+class McpEndpoint:
+    """/mcp as the SDK serves it, minus what a stateless JSON server cannot honour: GET streams and batches."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] == "GET":
+            # The spec's answer when the server offers no SSE stream (instead of one that never speaks).
+            reply = JSONResponse({"error": "this server offers no event stream: POST JSON-RPC requests to /mcp"}, 405, {"allow": "POST"})
+            await reply(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        first = await receive()
+        if first["type"] == "http.request" and first.get("body", b"").lstrip()[:1] == b"[":
+            error = {"code": INVALID_REQUEST, "message": "JSON-RPC batches are not supported: send one request per POST"}
+            await JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, 400)(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return first
+
+        await self.app(scope, replay, send)
 
 
 def create_app(settings: Settings, database: Database | None = None) -> Starlette:
@@ -101,9 +176,9 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         Route(contract.HEALTHZ_PATH, healthz, methods=["GET"]),
         Route(contract.READYZ_PATH, readyz, methods=["GET"]),
         Route(contract.METRICS_PATH, metrics, methods=["GET"]),
-        *mcp_http.routes,
+        *(Route(r.path, McpEndpoint(r.endpoint)) if isinstance(r, Route) and r.path == contract.MCP_PATH else r for r in mcp_http.routes),
         # /mcp/ is served as /mcp: Starlette's slash redirect would build its Location from the client's Host.
-        *(Route(f"{r.path}/", r.endpoint) for r in mcp_http.routes if isinstance(r, Route) and r.path == contract.MCP_PATH),
+        *(Route(f"{r.path}/", McpEndpoint(r.endpoint)) for r in mcp_http.routes if isinstance(r, Route) and r.path == contract.MCP_PATH),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(IdentityMiddleware)], lifespan=lifespan)
     app.state.database = db

@@ -63,16 +63,10 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-# Names PostgreSQL keeps for itself. The tenant_ prefix already keeps them apart, but an id
-# that names a system schema is a mistake or a probe, so the app refuses it outright.
-RESERVED_TENANT_IDS = frozenset({"public", "information_schema"})
-RESERVED_TENANT_PREFIX = "pg_"
-
-
 def schema_for(tenant_id: str) -> str:
     """The validated, quoted schema name of a tenant; ValueError before any SQL otherwise."""
     schema = contract.tenant_schema(tenant_id)
-    if tenant_id in RESERVED_TENANT_IDS or tenant_id.startswith(RESERVED_TENANT_PREFIX):
+    if contract.is_reserved_tenant_id(tenant_id):
         raise ValueError(f"invalid tenant id {tenant_id!r}: reserved PostgreSQL schema name")
     return quote_ident(schema)
 
@@ -107,8 +101,6 @@ async def ensure_vector_extension(conn: asyncpg.Connection) -> None:
             raise RuntimeError("pgvector is not installed in this PostgreSQL (semantic search needs it): install pgvector 0.6+") from exc
     elif schema != "public":
         raise RuntimeError(f"pgvector is installed in schema {schema}; the migrations expect public (ALTER EXTENSION vector SET SCHEMA public)")
-
-
 
 
 async def migrate_schema(conn: asyncpg.Connection, tenant_id: str, migrations: list[Migration]) -> list[int]:
