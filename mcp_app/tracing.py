@@ -3,6 +3,11 @@
 Off unless an OTLP endpoint is set (mcp_pa.core.tracing). No request or response body and no header
 is recorded: the ASGI middleware captures headers only when OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_*
 asks for them, and the asyncpg spans carry the SQL text without its parameters.
+
+The trace context a 2026-07-28 client puts in `params._meta` (SEP-414: `traceparent`, `tracestate`) is
+honoured by the MCP SDK's own OpenTelemetryMiddleware, the outermost of the server's middleware (before
+ToolGate): its `tools/call <name>` span continues the `_meta` trace, so the tool's queries join it, even
+though the HTTP span follows the header (Envoy's). tests/scale/test_tracing.py pins this.
 """
 
 from __future__ import annotations

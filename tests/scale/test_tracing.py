@@ -3,7 +3,8 @@
 A small OTLP/HTTP receiver in the test (127.0.0.1) collects what Envoy's OpenTelemetry tracer and
 the two services' SDKs export; the W3C context must join them into one trace, reaching PostgreSQL
 (asyncpg spans), with the trace id in Envoy's access log and in the app's JSON log, and no
-credential or request body in any span.
+credential or request body in any span. A client's trace context in `params._meta` (SEP-414) is
+continued by the app's tool-call span.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Span:
     trace_id: str
     name: str
     attributes: dict[str, str]
+    parent_span_id: str = ""
 
 
 @dataclass
@@ -58,7 +60,7 @@ class Receiver:
                 for scope in resource_spans.scope_spans:
                     for span in scope.spans:
                         attributes = {a.key: str(getattr(a.value, a.value.WhichOneof("value") or "string_value")) for a in span.attributes}
-                        self.spans.append(Span(service, span.trace_id.hex(), span.name, attributes))
+                        self.spans.append(Span(service, span.trace_id.hex(), span.name, attributes, span.parent_span_id.hex()))
 
     def trace(self, trace_id: str) -> list[Span]:
         with self.lock:
@@ -132,14 +134,23 @@ def traced(pg_dsn: str) -> Iterator[Traced]:
             collector.shutdown()
 
 
-def tools_call(traced: Traced) -> tuple[int, str]:
-    """One tools/call whoami through Envoy, as a client that starts the trace (W3C traceparent); its trace id."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoami", "arguments": {}}}).encode()
-    reply = traced.envoy.request("POST", contract.MCP_PATH, {
+def tools_call(traced: Traced, meta: dict[str, str] | None = None) -> tuple[int, str]:
+    """One tools/call whoami through Envoy, as a client that starts the trace (W3C traceparent header); its trace id.
+
+    With `meta` the call carries that `_meta` (SEP-414's trace context) and no traceparent header.
+    """
+    params: dict[str, Any] = {"name": "whoami", "arguments": {}}
+    headers = {
         contract.HEADER_API_KEY: traced.api_key, "content-type": "application/json", "accept": "application/json, text/event-stream",
         "mcp-protocol-version": "2025-06-18", contract.HEADER_MCP_METHOD: "tools/call", contract.HEADER_MCP_NAME: "whoami",
-        "traceparent": f"00-{(trace_id := secrets.token_hex(16))}-{secrets.token_hex(8)}-01",
-    }, body)
+    }
+    trace_id = secrets.token_hex(16)
+    if meta is None:
+        headers["traceparent"] = f"00-{trace_id}-{secrets.token_hex(8)}-01"
+    else:
+        params["_meta"] = meta
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).encode()
+    reply = traced.envoy.request("POST", contract.MCP_PATH, headers, body)
     return reply.status, trace_id
 
 
@@ -169,6 +180,23 @@ def test_one_tool_call_is_one_trace_across_envoy_authz_app_and_postgres(traced: 
     # The app's JSON log line written inside the request (its first call migrates the tenant's schema) carries the trace id.
     log = [json.loads(line) for line in traced.app.log_path.read_text().splitlines() if line.startswith("{")]
     assert any(e.get("trace_id") == trace_id for e in log), "\n".join(json.dumps(e) for e in log[-6:])
+
+
+def test_the_trace_context_a_client_puts_in_meta_is_continued_by_the_tool_call_span(traced: Traced) -> None:
+    # A 2026-07-28 client carries W3C trace context in params._meta (SEP-414: plain traceparent/tracestate keys);
+    # with no traceparent header Envoy starts a trace of its own, but the app's tool-call span joins the client's.
+    trace_id, parent = secrets.token_hex(16), secrets.token_hex(8)
+    status, _ = tools_call(traced, {"traceparent": f"00-{trace_id}-{parent}-01", "tracestate": "client=1"})
+    assert status == 200
+
+    def tool_span() -> Span | None:
+        return next((s for s in traced.receiver.trace(trace_id) if s.service == "mcp-pa-app" and s.name == "tools/call whoami"), None)
+
+    span = wait_for(tool_span, f"no app span in the _meta trace {trace_id}: "
+                    + "; ".join(f"{s.service}:{s.name}:{s.trace_id[:8]}" for s in traced.receiver.spans[-12:]))
+    assert span.parent_span_id == parent
+    # The work inside the call (its PostgreSQL queries) is in the client's trace too.
+    wait_for(lambda: any("db.system" in s.attributes for s in traced.receiver.trace(trace_id)), "no asyncpg span in the _meta trace")
 
 
 def test_no_span_carries_a_credential_or_a_request_body(traced: Traced) -> None:
