@@ -136,7 +136,10 @@ def of_request(headers: Mapping[str, str], body: bytes) -> McpCall | None:
     """
     method_header = headers.get(HEADER_MCP_METHOD)
     name_header = headers.get(HEADER_MCP_NAME)
-    call = from_body(body, headers.get(PARTIAL_BODY_HEADER) == "true") if body else None
+    # A body of the full BODY_BYTES may be a cut one even when Envoy's partial-body header says
+    # "false" (Envoy 1.40 does so now and then when the buffer fills exactly): read it as cut.
+    partial = headers.get(PARTIAL_BODY_HEADER) == "true" or len(body) >= BODY_BYTES
+    call = from_body(body, partial) if body else None
     if call is None:
         return McpCall(method_header, decode_header_value(name_header) if name_header else None) if method_header else None
     if method_header is None and name_header is None:

@@ -37,6 +37,12 @@ def test_cut_body_still_yields_method_and_name_before_the_cut() -> None:
     assert mcp_request.of_request({PARTIAL_BODY_HEADER: "true"}, body) == McpCall("tools/call", "upload_document")
 
 
+def test_full_size_body_is_read_as_cut_even_when_envoy_says_it_is_whole() -> None:
+    # Envoy now and then sends x-envoy-auth-partial-body: false with a buffer filled to the limit.
+    body = tool_call("upload_document", {"content": "x" * (3 * BODY_BYTES)})[:BODY_BYTES]
+    assert mcp_request.of_request({PARTIAL_BODY_HEADER: "false"}, body) == McpCall("tools/call", "upload_document")
+
+
 def test_cut_body_with_name_after_the_arguments_judges_the_header_name() -> None:
     body = json.dumps({"method": "tools/call", "params": {"arguments": {"c": "x" * BODY_BYTES}, "name": "create_todo"}}).encode()
     cut = body[:BODY_BYTES]
