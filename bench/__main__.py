@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import app_workers, data_scale, direct, front_door, mcp_path, memory, report, semantic
+from bench import app_workers, data_scale, direct, front_door, mcp_path, memory, report, semantic, tenants
 from bench.context import AUDIENCE, Bench
 from bench.load import BenchError, require_tools
 from bench.stack import Stack, ports
@@ -30,16 +30,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="part 1 only, 1 s measurements (smoke test)")
-    parser.add_argument("--parts", default=None, help="comma-separated parts to run (default 1,2,3,4; --quick: 1; 5: data scale; 6: semantic search)")
+    parser.add_argument("--parts", default=None,
+                        help="comma-separated parts to run (default 1,2,3,4; --quick: 1; 5: data scale; 6: semantic search; 7: tenant schemas)")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where the <timestamp>/ folder goes")
     args = parser.parse_args(argv)
     raw = args.parts or ("1" if args.quick else "1,2,3,4")
     try:
         args.parts = {int(p) for p in raw.split(",") if p.strip()}
     except ValueError:
-        parser.error(f"--parts must be numbers 1-6, got {raw!r}")
-    if not args.parts or not args.parts <= {1, 2, 3, 4, 5, 6}:
-        parser.error(f"--parts must be a subset of 1,2,3,4,5,6, got {raw!r}")
+        parser.error(f"--parts must be numbers 1-7, got {raw!r}")
+    if not args.parts or not args.parts <= {1, 2, 3, 4, 5, 6, 7}:
+        parser.error(f"--parts must be a subset of 1,2,3,4,5,6,7, got {raw!r}")
     return args
 
 
@@ -84,6 +85,9 @@ def run(args: argparse.Namespace, command: str) -> Path:
         if 6 in args.parts:
             semantic.add_rows(bench)
             print(f"part 6 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
+        if 7 in args.parts:
+            tenants.add_rows(bench)
+            print(f"part 7 done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
         print(report.write(bench.rows, out, command, load_at_start))
     # The database was scratch for parts 3 and 4: stopped with the stack, its files go (tens of MB).
     shutil.rmtree(out / "pgdata", ignore_errors=True)

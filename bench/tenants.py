@@ -5,6 +5,7 @@ migrations, grants under an advisory lock). At each count: the seconds per new s
 p50/p99 over HTTP for tenants picked across all schemas (identity headers as the front door sets
 them; no Envoy, no authz), `mcp-pa db migrate` time with everything current, the catalog's size
 (pg_class rows, database size) and the pool's connections. Prints one JSON line per count.
+`make bench` part 7 (`python -m bench --parts 7`, not in the default set: minutes) runs 1, 100 and 1,000.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 import httpx
 import uvicorn
 
+from bench.context import Bench, Row
 from bench.stack import ports
 from mcp_app.app import create_app
 from mcp_app.db import Database, migrate_all
@@ -110,6 +112,15 @@ async def run(counts: tuple[int, ...] = COUNTS, calls: int = CALLS) -> list[dict
         finally:
             postgres.close()
     return results
+
+
+def add_rows(bench: Bench) -> None:
+    """Part 7 in `python -m bench --parts 7`: per count, whoami latency as the row and the schema-side figures in its note."""
+    counts = (1, 100) if bench.quick else COUNTS
+    for r in asyncio.run(run(counts, 50 if bench.quick else CALLS)):
+        bench.add(Row("7 tenants", f"whoami, {r['tenants']:,} tenant schemas", p50_ms=r["whoami_p50_ms"], p99_ms=r["whoami_p99_ms"],
+                      note=f"new schema {r['first_request_schema_ms']} ms; db migrate {r['db_migrate_s']} s; {r['catalog_relations']:,} relations; "
+                           f"{r['database_mb']} MB; pool {r['pool_size']}, {r['connections']} connections"))
 
 
 def main(argv: list[str] | None = None) -> int:
