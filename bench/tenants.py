@@ -118,7 +118,8 @@ def add_rows(bench: Bench) -> None:
     """Part 7 in `python -m bench --parts 7`: per count, whoami latency as the row and the schema-side figures in its note."""
     counts = (1, 100) if bench.quick else COUNTS
     for r in asyncio.run(run(counts, 50 if bench.quick else CALLS)):
-        bench.add(Row("7 tenants", f"whoami, {r['tenants']:,} tenant schemas", p50_ms=r["whoami_p50_ms"], p99_ms=r["whoami_p99_ms"],
+        schemas = f"{r['tenants']:,} tenant schema{'s' if r['tenants'] != 1 else ''}"
+        bench.add(Row("7 tenants", f"whoami, {schemas}", p50_ms=r["whoami_p50_ms"], p99_ms=r["whoami_p99_ms"],
                       note=f"new schema {r['first_request_schema_ms']} ms; db migrate {r['db_migrate_s']} s; {r['catalog_relations']:,} relations; "
                            f"{r['database_mb']} MB; pool {r['pool_size']}, {r['connections']} connections"))
 
