@@ -4,7 +4,10 @@ Each behaves like its real counterpart where a client can tell: an authorize end
 consent page a browser clicks through (PKCE S256 required, loopback redirects on any port), a
 token endpoint (code + PKCE verification; refresh; rotation with reuse detection that revokes
 the whole family, as Auth0 and Keycloak do), the device authorization grant with
-`authorization_pending` and `slow_down`, and revocation. Tokens are real: JWTs signed by the
+`authorization_pending` and `slow_down`, and revocation. The fake GitHub answers token-endpoint
+errors with HTTP 200 and GitHub's own error names, as github.com does; with `github_app_tokens`
+it is a GitHub App with "expire user authorization tokens": `ghu_` tokens valid 8 hours and a
+`ghr_` refresh token that each refresh replaces (the old one stops working). Tokens are real: JWTs signed by the
 issuer's key (Auth0, OIDC, Google ID tokens) or opaque tokens registered with the fake Google
 tokeninfo / GitHub API, so the real authz service accepts them.
 
@@ -30,6 +33,12 @@ from fakes.providers import FakeGitHubUser, FakeIssuer, FakeProviders
 
 GOOGLE_ISSUER = "https://accounts.google.com"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+# github.com's lifetimes for a GitHub App's expiring user tokens (8 hours; the refresh token ~6 months).
+GITHUB_USER_TOKEN_LIFETIME = 28800
+GITHUB_REFRESH_TOKEN_LIFETIME = 15897600
+# The names github.com gives the RFC 6749 errors at /login/oauth/access_token (always with HTTP 200).
+GITHUB_ERRORS = {"invalid_client": "incorrect_client_credentials", "unsupported_grant_type": "unsupported_grant_type"}
+GITHUB_GRANT_ERRORS = {"authorization_code": "bad_verification_code", "refresh_token": "bad_refresh_token", DEVICE_GRANT: "incorrect_device_code"}
 
 Answer = tuple[int, dict[str, str], Any]
 
@@ -79,6 +88,7 @@ class FakeAuthorizationServer:
     access_lifetime: int = 600
     rotate_refresh_tokens: bool = True
     device_interval: int = 1
+    github_app_tokens: bool = False  # GitHub only: a GitHub App with expiring user tokens (else a classic OAuth app)
     user: FakeUser = field(default_factory=FakeUser)
     clients: dict[str, str | None] = field(default_factory=dict)  # client id → secret (None: public)
     requests: Counter[str] = field(default_factory=Counter)  # "refresh_token", "authorization_code", … per grant
@@ -154,6 +164,14 @@ class FakeAuthorizationServer:
                     grant.approved, grant.denied = allow, not allow
                     return
         raise KeyError(user_code)
+
+    def expire_access_tokens(self) -> None:
+        """Every expiring access token issued so far is past its expiry (as 8 hours passing would)."""
+        with self._lock:
+            issued = set(self.issued)
+        for token, user in list(self.fake.github_tokens.items()):
+            if token in issued and user.expires_at is not None:
+                user.expires_at = 0.0
 
     def revoke_all(self) -> None:
         """Every refresh token issued so far stops working (the user removed the app's access)."""
@@ -251,10 +269,22 @@ class FakeAuthorizationServer:
         return 302, {"location": f"{params['redirect_uri']}?{urllib.parse.urlencode(answer)}"}, b""
 
     def _token(self, form: dict[str, str], headers: dict[str, str]) -> Answer:
+        status, extra, answer = self._token_answer(form, headers)
+        if self.kind == "github" and status >= 400:
+            # github.com answers every token-endpoint error with HTTP 200 and its own error names.
+            grant = form.get("grant_type", "")
+            error = answer["error"]
+            if error == "invalid_grant":
+                error = GITHUB_GRANT_ERRORS.get(grant, error)
+            return 200, extra, {**answer, "error": GITHUB_ERRORS.get(error, error)}
+        return status, extra, answer
+
+    def _token_answer(self, form: dict[str, str], headers: dict[str, str]) -> Answer:
         grant = form.get("grant_type", "")
         self.requests[grant] += 1
-        # GitHub's device flow takes the OAuth app's client id alone (the secret stays on the server).
-        client_id = self._client(form, headers, public_ok=self.kind == "github" and grant == DEVICE_GRANT)
+        # GitHub's device flow takes the app's client id alone (the secret stays on the server), and a
+        # GitHub App's device-flow client refreshes its user tokens the same way.
+        client_id = self._client(form, headers, public_ok=self.kind == "github" and grant in (DEVICE_GRANT, "refresh_token"))
         if client_id is None:
             return _error(401, "invalid_client", "client authentication failed")
         if grant == "authorization_code":
@@ -274,10 +304,12 @@ class FakeAuthorizationServer:
                 record = self._refresh.get(form.get("refresh_token", ""))
                 if record is None or record.client_id != client_id or record.family in self._revoked_families:
                     return _error(400, "invalid_grant", "unknown, expired or revoked refresh token")
+                if record.used and self.kind == "github":  # GitHub: a replaced refresh token is simply invalid
+                    return _error(400, "invalid_grant", "the refresh token passed is incorrect or expired")
                 if record.used:  # reuse of a rotated token: someone else holds the family, revoke it all
                     self._revoked_families.add(record.family)
                     return _error(400, "invalid_grant", "refresh token reuse detected; the whole grant is revoked")
-                if self.rotate_refresh_tokens:
+                if self.rotate_refresh_tokens or self.kind == "github":
                     record.used = True
             return self._issue(client_id, record.scope, record.audience, family=record.family)
         if grant == DEVICE_GRANT:
@@ -288,13 +320,7 @@ class FakeAuthorizationServer:
         user = self.user
         answer: dict[str, Any] = {"token_type": "Bearer", "expires_in": self.access_lifetime, "scope": scope}
         if self.kind == "github":
-            token = f"gho_{secrets.token_hex(18)}"
-            self.fake.add_github_token(token, FakeGitHubUser(
-                id=user.github_id, login=user.github_login, name=user.name, app_client_id=client_id,
-                emails=[{"email": user.email, "primary": True, "verified": user.email_verified}],
-            ))
-            self._record(token)
-            return 200, {}, {"access_token": token, "token_type": "bearer", "scope": scope}  # OAuth-app tokens never expire
+            return self._issue_github(client_id, scope, family)
         assert self.issuer is not None
         if self.kind == "google":
             access = f"ya29.{secrets.token_urlsafe(24)}"
@@ -316,6 +342,25 @@ class FakeAuthorizationServer:
             answer["refresh_token"] = refresh
         self._record(*(answer[k] for k in ("access_token", "id_token", "refresh_token") if k in answer))
         return 200, {"cache-control": "no-store"}, answer
+
+    def _issue_github(self, client_id: str, scope: str, family: str | None) -> Answer:
+        """A classic OAuth app's `gho_` (never expires, no refresh token), or a GitHub App's `ghu_` + `ghr_` pair."""
+        user = self.user
+        expiring = self.github_app_tokens or family is not None  # a refresh keeps the grant's kind
+        token = f"{'ghu' if expiring else 'gho'}_{secrets.token_hex(18)}"
+        self.fake.add_github_token(token, FakeGitHubUser(
+            id=user.github_id, login=user.github_login, name=user.name, app_client_id=client_id,
+            emails=[{"email": user.email, "primary": True, "verified": user.email_verified}],
+            expires_at=time.time() + GITHUB_USER_TOKEN_LIFETIME if expiring else None,
+        ))
+        answer: dict[str, Any] = {"access_token": token, "token_type": "bearer", "scope": scope}
+        if expiring:
+            refresh = f"ghr_{secrets.token_hex(38)}"
+            with self._lock:
+                self._refresh[refresh] = _Refresh(client_id, scope, None, family or secrets.token_hex(8))
+            answer.update(expires_in=GITHUB_USER_TOKEN_LIFETIME, refresh_token=refresh, refresh_token_expires_in=GITHUB_REFRESH_TOKEN_LIFETIME)
+        self._record(*(answer[k] for k in ("access_token", "refresh_token") if k in answer))
+        return 200, {}, answer
 
     def _record(self, *tokens: str) -> None:
         with self._lock:

@@ -76,6 +76,7 @@ class FakeGitHubUser:
     emails: list[dict[str, Any]] = field(default_factory=list)
     orgs: list[str] = field(default_factory=list)
     app_client_id: str | None = None  # the OAuth app the token belongs to (None: a PAT)
+    expires_at: float | None = None  # GitHub App user tokens (`ghu_`) expire; OAuth-app tokens never do
 
 
 class FakeProviders:
@@ -213,11 +214,11 @@ class FakeProviders:
                 user_pass = ""
             if self.github_apps.get(client_id) is None or user_pass != f"{client_id}:{self.github_apps[client_id]}":
                 return 401, {}, {"message": "Bad credentials"}
-            user = self.github_tokens.get(json.loads(body or b"{}").get("access_token", ""))
+            user = self._github_user(json.loads(body or b"{}").get("access_token", ""))
             if user is None or user.app_client_id != client_id:
                 return 404, {}, {"message": "Not Found"}
             return 200, {}, {"app": {"client_id": client_id}, "user": {"id": user.id, "login": user.login}}
-        user = self.github_tokens.get(token)
+        user = self._github_user(token)
         if user is None:
             return 401, {}, {"message": "Bad credentials"}
         if path == "/user":
@@ -227,6 +228,13 @@ class FakeProviders:
         if path == "/user/orgs":
             return 200, {}, [{"login": org} for org in user.orgs]
         return 404, {}, {"message": "Not Found"}
+
+    def _github_user(self, token: str) -> FakeGitHubUser | None:
+        """The account behind a token GitHub still honours (unknown and expired tokens: None)."""
+        user = self.github_tokens.get(token)
+        if user is None or (user.expires_at is not None and time.time() >= user.expires_at):
+            return None
+        return user
 
 
 def _handler(fake: FakeProviders) -> type[BaseHTTPRequestHandler]:

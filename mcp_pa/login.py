@@ -418,6 +418,8 @@ async def refresh(login: StoredLogin, verify: ssl.SSLContext | bool, backoff: fl
             timeout=HTTP_TIMEOUT,
         ) as client:
             try:
+                # Authlib reads `error` from the body whatever the status: GitHub refuses a refresh
+                # (`bad_refresh_token`) with HTTP 200, and that must not pass for a new token.
                 token = await client.refresh_token(login.token_endpoint, refresh_token=login.refresh_token)
             except OAuthError as exc:
                 raise RefreshRefused(f"{login.provider} refused the refresh token ({exc.description or exc.error})") from None
@@ -429,7 +431,10 @@ async def refresh(login: StoredLogin, verify: ssl.SSLContext | bool, backoff: fl
                 if not final:  # no wait after the last attempt: the caller is told at once
                     await asyncio.sleep(backoff * 2**attempt)
                 continue
-        bearer, expires_at = bearer_of(dict(token), login.bearer_kind)
+        try:
+            bearer, expires_at = bearer_of(dict(token), login.bearer_kind)
+        except LoginError as exc:  # an answer without the bearer is no refresh: only a new login gets one
+            raise RefreshRefused(f"{login.provider} answered the refresh without a token ({exc})") from None
         rotated = token.get("refresh_token") or login.refresh_token
         log.info(
             "token refreshed",
