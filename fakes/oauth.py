@@ -276,6 +276,8 @@ class FakeAuthorizationServer:
             error = answer["error"]
             if error == "invalid_grant":
                 error = GITHUB_GRANT_ERRORS.get(grant, error)
+            if error == "bad_refresh_token":  # github.com's one answer for unknown, used, revoked and expired ones
+                answer = {**answer, "error_description": "The refresh token passed is incorrect or expired."}
             return 200, extra, {**answer, "error": GITHUB_ERRORS.get(error, error)}
         return status, extra, answer
 
@@ -305,7 +307,7 @@ class FakeAuthorizationServer:
                 if record is None or record.client_id != client_id or record.family in self._revoked_families:
                     return _error(400, "invalid_grant", "unknown, expired or revoked refresh token")
                 if record.used and self.kind == "github":  # GitHub: a replaced refresh token is simply invalid
-                    return _error(400, "invalid_grant", "the refresh token passed is incorrect or expired")
+                    return _error(400, "invalid_grant", "a replaced refresh token")
                 if record.used:  # reuse of a rotated token: someone else holds the family, revoke it all
                     self._revoked_families.add(record.family)
                     return _error(400, "invalid_grant", "refresh token reuse detected; the whole grant is revoked")

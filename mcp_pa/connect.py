@@ -196,6 +196,7 @@ class LoginCredential(Credential):
         self._login = self._store.get(self._base, provider)
         self._lock = asyncio.Lock()
         self._refused: str | None = None  # a refresh token the provider refused: not offered again
+        self._refused_why = ""  # the provider's reason, repeated to every later request (clients may show only the last)
 
     def _relogin(self, why: str) -> BridgeError:
         flag = f" --provider {self._provider}" if self._provider else ""
@@ -228,11 +229,11 @@ class LoginCredential(Credential):
         if not self._login.refresh_token:
             raise self._relogin(f"The {self._login.provider} sign-in for {self._base} has expired and cannot be refreshed")
         if self._login.refresh_token == self._refused:
-            raise self._relogin(f"The sign-in to {self._base} has expired or was revoked")
+            raise self._relogin(f"The sign-in to {self._base} has expired or was revoked{self._refused_why}")
         try:
             fresh = await login_flow.refresh(self._login, self._verify)
         except login_flow.RefreshRefused as exc:
-            self._refused = self._login.refresh_token
+            self._refused, self._refused_why = self._login.refresh_token, f": {exc}"
             raise self._relogin(f"The sign-in to {self._base} has expired or was revoked: {exc}") from None
         except login_flow.RefreshUnavailable as exc:
             raise BridgeError(UNAVAILABLE, f"{exc}. Check the network and try again; the bridge refreshes on the next request (no new login needed).") from None

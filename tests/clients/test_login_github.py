@@ -135,7 +135,7 @@ async def test_a_bad_github_refresh_token_answered_with_http_200_becomes_the_jso
             await client.call_tool("whoami", {})
     said = " ".join(str(e) for e in _leaves(error.value))
     assert f"run `mcp-pa login {github_app.base} --provider github` in a terminal" in said
-    assert "has expired or was revoked" in said  # the refused-refresh path, not a crash or a network error
+    assert "has expired or was revoked: github refused the refresh token (The refresh token passed is incorrect or expired.)" in said
     assert github_app.github.requests["refresh_token"] == refreshes + 1  # a refused token is not offered again
 
 
