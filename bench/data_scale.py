@@ -21,15 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from bench.context import Bench, Row
-from bench.stack import ports
-from mcp_app.app import create_app
+from bench.inprocess import start_app
 from mcp_app.db import Database
 from mcp_pa.core import contract
 from mcp_pa.core.postgres import EmbeddedPostgres
-from mcp_pa.core.settings import Settings
 
 ROWS = (10_000,)
 CALLS = 200
@@ -87,19 +84,12 @@ async def run(rows: tuple[int, ...] = ROWS, calls: int = CALLS) -> list[dict[str
         try:
             database = Database(postgres.dsn, max_size=4)
             # Keyword data path only: embedding the seeded rows in the background would skew it (part 6 measures semantic search).
-            app = create_app(Settings(database_connection_string=postgres.dsn, public_url="https://bench.invalid", embeddings="off"), database)
-            (port,) = ports(1)
-            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-            task = asyncio.create_task(server.serve())
-            while not server.started:
-                if task.done():
-                    raise RuntimeError("the app did not start")
-                await asyncio.sleep(0.05)
+            served = await start_app(database, postgres.dsn, embeddings="off")
             me = contract.Identity(user_id="apikey:bench", tenant_id=f"bench_{uuid.uuid4().hex[:8]}", permissions=frozenset(contract.PERMISSIONS),
                                    provider="apikey", email="bench@example.com")
             headers = {**me.to_headers(), "content-type": "application/json", "accept": "application/json, text/event-stream",
                        "mcp-protocol-version": PROTOCOL_VERSION, contract.HEADER_MCP_METHOD: "tools/call"}
-            url = f"http://127.0.0.1:{port}{contract.MCP_PATH}"
+            url = served.url
             results: list[dict[str, Any]] = []
             with httpx.Client(timeout=60) as client:
                 # The client is synchronous and the server shares this loop: every call runs in a thread.
@@ -111,8 +101,7 @@ async def run(rows: tuple[int, ...] = ROWS, calls: int = CALLS) -> list[dict[str
                     for name, tool, arguments in await _shapes(client, url, headers, count):
                         summary = _summary(name, await asyncio.to_thread(_time, client, url, headers, tool, arguments, calls))
                         results.append({"rows": count, **summary})
-            server.should_exit = True
-            await asyncio.wait_for(task, 30)
+            await served.stop()
             return results
         finally:
             postgres.close()

@@ -23,18 +23,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from bench.context import Bench, Row
 from bench.data_scale import PROTOCOL_VERSION, _body
-from bench.stack import ports
+from bench.inprocess import start_app
 from mcp_app import embeddings
-from mcp_app.app import create_app
 from mcp_app.db import Database
 from mcp_app.embeddings.local import LocalEmbedder
 from mcp_pa.core import contract
 from mcp_pa.core.postgres import EmbeddedPostgres
-from mcp_pa.core.settings import Settings
 
 EVAL = Path(__file__).with_name("eval")
 MODES = ("keyword", "semantic", "hybrid")
@@ -102,14 +99,7 @@ async def run(calls: int = CALLS) -> list[Row]:
             rss_start = rss_mb()
             started = time.perf_counter()
             database = Database(postgres.dsn, max_size=4)
-            app = create_app(Settings(database_connection_string=postgres.dsn, public_url="https://bench.invalid", embeddings="local"), database)
-            (port,) = ports(1)
-            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-            task = asyncio.create_task(server.serve())
-            while not server.started:
-                if task.done():
-                    raise RuntimeError("the app did not start")
-                await asyncio.sleep(0.01)
+            served = await start_app(database, postgres.dsn, embeddings="local")
             start_ms = (time.perf_counter() - started) * 1000
             embedder = embeddings.attached(database)
             assert isinstance(embedder, LocalEmbedder) and not embedder.loaded, "the model must load lazily"
@@ -137,7 +127,7 @@ async def run(calls: int = CALLS) -> list[Row]:
             me = contract.Identity(user_id="apikey:bench", tenant_id=f"bench_{uuid.uuid4().hex[:8]}", permissions=frozenset(contract.PERMISSIONS),
                                    provider="apikey", email="bench@example.com")
             async with httpx.AsyncClient(timeout=120) as client:
-                call = Caller(client, f"http://127.0.0.1:{port}{contract.MCP_PATH}", me)
+                call = Caller(client, served.url, me)
                 notes, queries = load("notes.jsonl"), load("queries.jsonl")
                 ids: dict[str, str] = {}
                 for note in notes:
@@ -172,8 +162,7 @@ async def run(calls: int = CALLS) -> list[Row]:
                         rows.append(Row(part, f"search {mode}, {scale:,} chunks in the tenant", p50_ms=percentile(ms, 0.5), p99_ms=percentile(ms, 0.99),
                                         note=f"{calls} sequential calls over HTTP"))
             rows.append(Row(part, "app process RSS with the model loaded, after the run", value=round(rss_mb()), unit="MB"))
-            server.should_exit = True
-            await asyncio.wait_for(task, 30)
+            await served.stop()
             return rows
         finally:
             postgres.close()

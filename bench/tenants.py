@@ -22,15 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 
 from bench.context import Bench, Row
-from bench.stack import ports
-from mcp_app.app import create_app
+from bench.inprocess import start_app
 from mcp_app.db import Database, migrate_all
 from mcp_pa.core import contract
 from mcp_pa.core.postgres import EmbeddedPostgres
-from mcp_pa.core.settings import Settings
 
 COUNTS = (1, 100, 1000)
 CALLS = 300
@@ -75,15 +72,8 @@ async def run(counts: tuple[int, ...] = COUNTS, calls: int = CALLS) -> list[dict
         try:
             database = Database(postgres.dsn, max_size=POOL)
             # Embeddings off: a background embedding queue would share the cores with the measured calls.
-            app = create_app(Settings(database_connection_string=postgres.dsn, public_url="https://bench.invalid", embeddings="off"), database)
-            (port,) = ports(1)
-            server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-            task = asyncio.create_task(server.serve())
-            while not server.started:
-                if task.done():
-                    raise RuntimeError("the app did not start")
-                await asyncio.sleep(0.05)
-            url = f"http://127.0.0.1:{port}{contract.MCP_PATH}"
+            served = await start_app(database, postgres.dsn, embeddings="off")
+            url = served.url
             made = 0
             for count in counts:
                 started = time.perf_counter()
@@ -107,8 +97,7 @@ async def run(counts: tuple[int, ...] = COUNTS, calls: int = CALLS) -> list[dict
                     "pool_size": database.pool.get_size(), "connections": stats["connections"],
                 })
                 print(json.dumps(results[-1]), flush=True)
-            server.should_exit = True
-            await asyncio.wait_for(task, 30)
+            await served.stop()
         finally:
             postgres.close()
     return results
