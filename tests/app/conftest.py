@@ -75,10 +75,10 @@ def app_settings(dsn: str, **overrides: Any) -> Settings:
     return Settings(database_connection_string=dsn, public_url="https://mcp.example.com", **overrides)
 
 
-@pytest.fixture(scope="session")
-async def running_app(pg_dsn: str) -> AsyncIterator[RunningApp]:
-    database = Database(pg_dsn, max_size=12)
-    app = create_app(app_settings(pg_dsn), database)
+@contextlib.asynccontextmanager
+async def serve(database: Database, **settings: Any) -> AsyncIterator[RunningApp]:
+    """The app under uvicorn on a free port over `database`, with these settings overridden."""
+    app = create_app(app_settings(database.dsn, **settings), database)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())
@@ -87,6 +87,14 @@ async def running_app(pg_dsn: str) -> AsyncIterator[RunningApp]:
             break
         await asyncio.sleep(0.05)
     assert server.started, "uvicorn did not start"
-    yield RunningApp(f"http://127.0.0.1:{port}", database)
-    server.should_exit = True
-    await asyncio.wait_for(task, 30)
+    try:
+        yield RunningApp(f"http://127.0.0.1:{port}", database)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.fixture(scope="session")
+async def running_app(pg_dsn: str) -> AsyncIterator[RunningApp]:
+    async with serve(Database(pg_dsn, max_size=12)) as running:
+        yield running

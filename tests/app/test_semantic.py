@@ -4,26 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import time
 import urllib.parse
 import uuid
-from typing import Any, AsyncIterator
 
 import asyncpg
 import pytest
-import uvicorn
 
 from fakes.embeddings import FakeEmbeddings
-from mcp_app.app import create_app
 from mcp_app.db import TENANT_ROLE, Database
 from mcp_app.embeddings import EmbeddingError
 from mcp_app.embeddings.local import MODEL as LOCAL_MODEL
 from mcp_app.embeddings.openai import OpenAIEmbedder
 from mcp_app.embeddings.worker import chunks, reembed_all
 from mcp_pa.core import contract
-from tests.app.conftest import RunningApp, app_settings, new_tenant, person
-from tests.support.processes import free_port
+from tests.app.conftest import RunningApp, new_tenant, person, serve
 
 PARAPHRASE_QUERY = "when is my car due for maintenance"
 
@@ -44,25 +39,6 @@ async def drained(database: Database, tenant_id: str, timeout: float = 120.0) ->
 async def vectors(database: Database, tenant_id: str, item_id: str) -> list[asyncpg.Record]:
     schema = contract.tenant_schema(tenant_id)
     return list(await database.pool.fetch(f'SELECT model, dimension, chunk, content FROM "{schema}".embeddings WHERE item_id = $1 ORDER BY chunk', item_id))
-
-
-@contextlib.asynccontextmanager
-async def serve(database: Database, **settings: Any) -> AsyncIterator[RunningApp]:
-    """Another app process-alike over the session's database, with its own embeddings settings."""
-    app = create_app(app_settings(database.dsn, **settings), database)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
-    task = asyncio.create_task(server.serve())
-    for _ in range(600):
-        if server.started or task.done():
-            break
-        await asyncio.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield RunningApp(f"http://127.0.0.1:{port}", database)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 30)
 
 
 @pytest.fixture(scope="module")
