@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import asyncpg
 from pydantic import Field
 
+from mcp_app.embeddings.worker import CHUNK_CHARS, MAX_CHUNKS
 from mcp_app.tools import paging, times
 from mcp_app.tools.base import ToolFailure, transaction
 from mcp_app.tools.inputs import Cursor, Limit, LongText, RowId, Title
@@ -129,6 +130,11 @@ def embedding_note(content_type: str, content: str) -> str:
         return f"not indexed for semantic search: {content_type} has no text to embed (its title and tags stay keyword-searchable)"
     if content_type not in (*_TEXT_TYPES, "text/uri-list") and not content:
         return f"not indexed for semantic search: no text could be extracted from this {content_type} file"
+    if len(content) > MAX_CHUNKS * CHUNK_CHARS:
+        return (
+            f"queued for semantic search: its first ~{MAX_CHUNKS * CHUNK_CHARS:,} characters are embedded in the background "
+            "(about a minute on a small server); the rest is found by keyword search only"
+        )
     return "queued for semantic search (indexed in the background within seconds)"
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import random
+import signal
+import statistics
 import time
 import urllib.parse
 import uuid
@@ -18,7 +21,9 @@ from mcp_app.embeddings.local import MODEL as LOCAL_MODEL
 from mcp_app.embeddings.openai import OpenAIEmbedder
 from mcp_app.embeddings.worker import chunks, reembed_all
 from mcp_pa.core import contract
-from tests.app.conftest import RunningApp, new_tenant, person, serve
+from tests.app.conftest import RunningApp, Tools, new_tenant, person, serve
+from tests.support.processes import scratch_dir
+from tests.support.stack import start_app
 
 PARAPHRASE_QUERY = "when is my car due for maintenance"
 
@@ -103,7 +108,7 @@ async def test_nobody_else_sees_a_vector_or_a_hit_not_even_with_raw_sql(running_
     assert [r["title"] for r in seen_by_stranger["results"]] == ["Stranger's note"]
     schema = contract.tenant_schema(tenant)
     async with running_app.database.pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"SET LOCAL search_path TO \"{schema}\"; SET LOCAL ROLE {TENANT_ROLE}")
+        await conn.execute(f'SET LOCAL search_path TO "{schema}"; SET LOCAL ROLE {TENANT_ROLE}')
         await conn.execute("SELECT set_config('mcp.tenant_schema', $1, true), set_config('mcp.user_id', 'apikey:bob', true)", schema)
         assert await conn.fetchval("SELECT count(*) FROM embeddings") == 1  # bob's own only
         await conn.execute("SELECT set_config('mcp.tenant_schema', $1, true)", contract.tenant_schema(other_tenant))
@@ -204,6 +209,100 @@ async def test_hybrid_pages_cover_every_result_once(running_app: RunningApp) -> 
         wrong = await tools.error("search", query="car", mode="hybrid", cursor=keyword_cursor)
     assert seen == [r["id"] for r in whole["results"]] and len(seen) == len(set(seen)) == 5
     assert "cursor: this cursor belongs to search, not search:hybrid" in wrong
+
+
+def markdown_of(size: int) -> bytes:
+    """A markdown diary of `size` bytes: headed paragraphs of varied sentences (so its chunks differ)."""
+    rng = random.Random(15)
+    words = ["car", "garden", "tyre", "invoice", "train", "holiday", "dentist", "recipe", "budget", "meeting", "plants", "passport"]
+    days: list[str] = []
+    total = 0
+    while total < size:
+        sentences = " ".join(" ".join(rng.choices(words, k=12)).capitalize() + "." for _ in range(6))
+        days.append(f"## Day {len(days) + 1}\n\n{sentences}\n\n")
+        total += len(days[-1])
+    return "".join(days).encode()[:size]
+
+
+def p95(ms: list[float]) -> float:
+    ordered = sorted(ms)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+
+
+def summary(ms: list[float]) -> str:
+    return f"p50 {statistics.median(ms):.1f} / p95 {p95(ms):.1f} / max {max(ms):.1f} ms ({len(ms)} calls)"
+
+
+async def probe(tools: Tools, until: asyncio.Event, ms: list[float]) -> None:
+    """Alternate a read that touches the database and one that does not, timing each, until told to stop."""
+    while not until.is_set() or not ms:
+        started = time.perf_counter()
+        await (tools.ok("whoami") if len(ms) % 2 else tools.ok("list_todos"))
+        ms.append((time.perf_counter() - started) * 1000)
+
+
+async def test_a_5_mb_upload_and_its_embedding_stall_no_concurrent_tool_call_and_a_stop_is_prompt(
+    own_dsn: str, own_database: Database, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A real `mcp-pa app` process: tool calls are timed before, during a 5 MB upload and while its 128 chunks are embedded;
+    then SIGTERM mid-embedding must end the process within seconds and hand the leased job back for the next start."""
+    tenant = new_tenant()
+    schema = contract.tenant_schema(tenant)
+    data = base64.b64encode(markdown_of(5 * 1024 * 1024)).decode()
+    with scratch_dir("mcp-pa-5mb-") as directory:
+        process = start_app(directory, own_dsn, "https://mcp.example.com", {"MCP_HTTP_EMBEDDINGS": "local"})
+        app = RunningApp(f"http://127.0.0.1:{process.port}", own_database)
+        await own_database.start()
+        try:
+            async with app.client(person(tenant)) as prober, app.client(person(tenant)) as uploader:
+                await prober.ok("create_todo", title="Water the plants")
+                await drained(own_database, tenant)  # the model is loaded before the baseline
+                baseline: list[float] = []
+                for _ in range(40):
+                    started = time.perf_counter()
+                    await (prober.ok("whoami") if len(baseline) % 2 else prober.ok("list_todos"))
+                    baseline.append((time.perf_counter() - started) * 1000)
+                uploaded, embedding = asyncio.Event(), asyncio.Event()
+                during_upload: list[float] = []
+                during_embedding: list[float] = []
+                probing = asyncio.create_task(probe(prober, uploaded, during_upload))
+                started = time.perf_counter()
+                document = await uploader.ok("upload_document", title="Diary", content_type="text/markdown", data_base64=data)
+                upload_s = time.perf_counter() - started
+                uploaded.set()
+                await probing
+                probing = asyncio.create_task(probe(prober, embedding, during_embedding))
+                # The job is claimed (attempts 1) and its 128 chunks take the model ~40 s here: probe 8 s of it.
+                deadline = time.monotonic() + 30
+                while await own_database.pool.fetchval(f'SELECT coalesce(max(attempts), 0) FROM "{schema}".embedding_jobs') < 1:
+                    assert time.monotonic() < deadline, "the upload's embedding job was never claimed"
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(8)
+                embedding.set()
+                await probing
+                item = uuid.UUID(document["id"])
+                still_leased = await own_database.pool.fetchval(f'SELECT attempts FROM "{schema}".embedding_jobs WHERE item_id = $1', item)
+            stopping = time.perf_counter()
+            process.proc.send_signal(signal.SIGTERM)
+            exit_code = process.proc.wait(timeout=60)
+            stop_s = time.perf_counter() - stopping
+            shut_down = "Application shutdown complete" in process.log_path.read_text()
+            job = await own_database.pool.fetchrow(f'SELECT attempts, run_after <= now() AS due FROM "{schema}".embedding_jobs WHERE item_id = $1', item)
+        finally:
+            process.stop()
+            await own_database.close()
+    bound = max(1000.0, 10 * p95(baseline))
+    with capsys.disabled():
+        print(
+            f"\n5 MB upload {upload_s:.2f} s; whoami/list_todos: baseline {summary(baseline)}, during the upload {summary(during_upload)}, "
+            f"while embedding {summary(during_embedding)}; SIGTERM mid-embedding → exit in {stop_s:.2f} s"
+        )
+    assert "first ~102,400 characters are embedded" in document["semantic_search"]
+    assert still_leased == 1, "the embedding finished before the calls could be probed while it ran"
+    assert len(during_embedding) >= 10 and p95(during_upload) <= bound and p95(during_embedding) <= bound, f"tool calls stalled (bound {bound:.0f} ms)"
+    # uvicorn re-raises the SIGTERM it handled once its shutdown is complete: -15 after a clean stop.
+    assert exit_code == -signal.SIGTERM and shut_down and stop_s < 15, f"the app took {stop_s:.1f} s to stop while embedding (exit {exit_code})"
+    assert job is not None and job["attempts"] == 0 and job["due"], "the leased job was not handed back for the next start"
 
 
 async def test_empty_blank_punctuation_and_oversize_queries_are_refused(running_app: RunningApp) -> None:
