@@ -1,7 +1,9 @@
 """Part 3b: the app's `tools/call` against the bare MCP SDK floor, and 1 vs 2 workers, in one run.
 
 Direct over HTTP/1.1 (as Envoy reaches the app): the SDK floor's trivial tool, then our `whoami`
-(identity, audited transaction) with `mcp-pa app --workers 1` and `--workers 2`. Then the full
+(identity, audited transaction) with `mcp-pa app --workers 1` and `--workers 2`, and once more
+with 1 worker on uvicorn's pure-Python h11 parser (`--http h11`, what the app used before
+httptools: the cut in our per-call cost, before and after in the same run). Then the full
 path through Envoy (TLS) → authz → app → PostgreSQL with 1 and with 2 workers each. Every case
 also records the CPU time per call summed over every server process (Envoy, authz, app and
 their workers), so the per-call cost reads the same whatever the machine's other load.
@@ -26,6 +28,7 @@ from mcp_pa.up.stack import port_open
 
 DIRECT, FULL = "3 app direct HTTP/1.1", "3 full MCP path, workers"
 CLIENTS = 4
+H11_CASE = "before: whoami, app 1 worker, h11 parser"
 IDENTITY = contract.Identity("bench-user", "bench", frozenset({contract.PERMISSION_READ, contract.PERMISSION_WRITE}), "api_key")
 
 
@@ -45,14 +48,14 @@ def _measured(bench: Bench, load: H2Load, pids: Sequence[int]) -> Callable[[], M
 
 def run(bench: Bench, stack: Stack) -> None:
     dsn = stack.postgres(bench.out / "pgdata")
-    floor_port, app1_port, app2_port, authz1_port, authz2_port = ports(5)
+    floor_port, app1_port, app2_port, h11_port, authz1_port, authz2_port = ports(6)
     floor = stack.process("sdk-floor", [sys.executable, "-m", "bench.sdk_floor", "--listen", f"127.0.0.1:{floor_port}"], port_open(floor_port))
     app_env = {f"{ENV_PREFIX}DATABASE_CONNECTION_STRING": dsn, f"{ENV_PREFIX}PUBLIC_URL": "https://localhost:8443", f"{ENV_PREFIX}LOG_LEVEL": "WARNING"}
     apps = {}
-    for workers, port in ((1, app1_port), (2, app2_port)):
+    for key, workers, port, http in ((1, 1, app1_port, "httptools"), (2, 2, app2_port, "httptools"), ("h11", 1, h11_port, "h11")):
         ready = http_ok(f"http://127.0.0.1:{port}{contract.READYZ_PATH}")
-        command = [sys.executable, "-m", "mcp_pa", "app", "--listen", f"127.0.0.1:{port}", "--workers", str(workers)]
-        apps[workers] = (port, stack.process(f"app-{workers}w", command, ready, app_env))
+        command = [sys.executable, "-m", "mcp_pa", "app", "--listen", f"127.0.0.1:{port}", "--workers", str(workers), "--http", http]
+        apps[key] = (port, stack.process(f"app-{key}" if key == "h11" else f"app-{workers}w", command, ready, app_env))
     authz = {1: stack.authz("authz-b1w", authz1_port, env=bench.authz_env()), 2: stack.authz("authz-b2w", authz2_port, workers=2, env=bench.authz_env())}
 
     common = ["content-type: application/json", "accept: application/json, text/event-stream", "mcp-protocol-version: 2025-06-18"]
@@ -68,11 +71,14 @@ def run(bench: Bench, stack: Stack) -> None:
         "floor: bare MCP SDK, trivial tool, 1 process": _measured(bench, direct(floor_port, "ping.json", common), [floor.pid]),
         "ours: whoami, app 1 worker": _measured(bench, direct(app1_port, "whoami.json", [*common, *identity]), [apps[1][1].pid]),
         "ours: whoami, app 2 workers": _measured(bench, direct(app2_port, "whoami.json", [*common, *identity]), [apps[2][1].pid]),
+        H11_CASE: _measured(bench, direct(h11_port, "whoami.json", [*common, *identity]), [apps["h11"][1].pid]),
     }
     results = bench.interleave(cases)
     note = f"h2load --h1 -c {CLIENTS} -m 1, {bench.duration:g} s x {bench.rounds}; CPU summed over the process and its workers"
     floor_runs = results.pop("floor: bare MCP SDK, trivial tool, 1 process")
+    h11_runs = results.pop(H11_CASE)
     bench.add_measured(DIRECT, "floor: bare MCP SDK, trivial tool, 1 process", floor_runs, note)
+    bench.add_measured(DIRECT, H11_CASE, h11_runs, note, reference=results["ours: whoami, app 1 worker"], reference_name="httptools (after)")
     for case, runs in results.items():
         bench.add_measured(DIRECT, case, runs, note, reference=floor_runs, reference_name="SDK floor")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from dataclasses import dataclass
 
 import uvicorn
@@ -30,6 +31,9 @@ class InProcessApp:
 async def start_app(database: Database, dsn: str, embeddings: str) -> InProcessApp:
     """Serve the app on a free loopback port with `embeddings` (`off`, `local`…); returns once it answers."""
     app = create_app(Settings(database_connection_string=dsn, public_url="https://bench.invalid", embeddings=embeddings), database)
+    # The SDK's MCPServer() calls logging.basicConfig(INFO) when nothing is configured (as here, unlike
+    # `mcp-pa app`): a line per request ("Terminating session", httpx's "HTTP Request") would drown the figures.
+    logging.getLogger().setLevel(logging.WARNING)
     (port,) = ports(1)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
     task = asyncio.create_task(server.serve())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import os
 import urllib.parse
 from typing import Any, AsyncIterator
 
@@ -16,7 +17,7 @@ from mcp.server.mcpserver.context import Context
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp_types import INVALID_PARAMS, INVALID_REQUEST
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -169,6 +170,10 @@ def create_app(settings: Settings, database: Database | None = None) -> Starlett
         return JSONResponse({"status": "unavailable", "reason": "database unreachable"}, status_code=503)
 
     async def metrics(_: Request) -> Response:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):  # `--workers N`: every worker's values, summed
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     routes = [

@@ -33,7 +33,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 APPEND_ONLY_TABLES = ("audit_events",)
 PING_TIMEOUT = 2.0  # seconds a /readyz request waits for the database check
 # 1 when the last readiness check reached the database (the dashboard's and alerts' "DB ready").
-DATABASE_READY = Gauge("mcp_app_database_ready", "1 when the last /readyz check reached PostgreSQL, else 0")
+# With several workers the lowest one counts: any worker that cannot reach PostgreSQL makes it 0.
+DATABASE_READY = Gauge("mcp_app_database_ready", "1 when the last /readyz check reached PostgreSQL, else 0", multiprocess_mode="min")
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,6 +92,7 @@ def _add_app(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("app", help="run the MCP app alone")
     p.add_argument("--listen", default=f"127.0.0.1:{contract.DEFAULT_APP_PORT}")
     p.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (uvicorn's supervisor)")
+    p.add_argument("--http", choices=("httptools", "h11"), default="httptools", help="HTTP/1.1 parser (default httptools, C)")
     p.set_defaults(run=_run_app)
 
 

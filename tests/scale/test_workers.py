@@ -36,11 +36,18 @@ CONCURRENCY = 24
 MIN_SHARE = 0.05  # expected ~1/2 each; an idle worker would get 0
 UNLIMITED = RateLimit(1_000_000, 1)
 ALLOWED = re.compile(r'^mcp_pa_authz_checks_total\{[^}]*result="allow"[^}]*\} ([0-9.e+]+)$', re.M)
+WHOAMI_CALLS = re.compile(r'^mcp_app_tool_calls_total\{(?=[^}]*tool="whoami")(?=[^}]*outcome="success")[^}]*\} ([0-9.e+]+)$', re.M)
 
 
 def allowed_checks(metrics_port: int) -> int:
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as reply:
         return sum(int(float(v)) for v in ALLOWED.findall(reply.read().decode()))
+
+
+def whoami_calls_scraped(app_port: int) -> int:
+    """What one scrape of the app's /metrics says about successful whoami calls (whichever worker answers it)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{app_port}{contract.METRICS_PATH}", timeout=10) as reply:
+        return sum(int(float(v)) for v in WHOAMI_CALLS.findall(reply.read().decode()))
 
 
 def cpu_seconds(process: psutil.Process) -> float:
@@ -58,6 +65,7 @@ class Stack:
         public_url = "https://localhost"
         env = {"MCP_HTTP_API_KEY": self.api_key, "MCP_HTTP_PUBLIC_URL": public_url, "MCP_HTTP_ENVIRONMENT": "development",
                "MCP_HTTP_LOG_LEVEL": "WARNING"}
+        self.app_port = app_port
         self.authz = service("authz", mcp_pa_command("authz", "--listen", f"127.0.0.1:{authz_port}", "--metrics-port", str(metrics_port),
                                                      "--workers", str(WORKERS)), root / "authz.log", grpc_serving(authz_port), env)
         self.app = service("app", mcp_pa_command("app", "--listen", f"127.0.0.1:{app_port}", "--workers", str(WORKERS)), root / "app.log",
@@ -126,6 +134,15 @@ def test_tool_calls_through_envoy_reach_every_authz_and_app_worker(stack: Stack)
     assert sum(checks) == CALLS
     assert min(checks) >= MIN_SHARE * CALLS, f"an authz worker took almost no Checks: {checks}"
     assert min(cpu) >= MIN_SHARE * sum(cpu), f"an app worker took almost no calls (CPU s {cpu})"
+
+
+def test_every_scrape_of_the_app_metrics_counts_the_calls_of_every_worker(stack: Stack) -> None:
+    before = whoami_calls_scraped(stack.app_port)
+    statuses = asyncio.run(call_whoami(stack, 200))
+    assert statuses.count(200) == 200
+    # Twelve scrapes on fresh connections land on both workers; each must report the sum.
+    scraped = [whoami_calls_scraped(stack.app_port) - before for _ in range(12)]
+    assert scraped == [200] * 12, f"a scrape saw only one worker's calls: {scraped}"
 
 
 def test_app_workers_stop_with_the_app(stack: Stack, pg_dsn: str) -> None:
