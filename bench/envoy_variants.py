@@ -97,9 +97,28 @@ def render(ports: Ports, cert_dir: Path, auth: Auth = "ext_authz", direct_respon
         cluster = next(c for c in config["static_resources"]["clusters"] if c["name"] == envoy_config.AUTHZ_CLUSTER)
         options = cluster["typed_extension_protocol_options"]["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]
         options["explicit_http_config"]["http2_protocol_options"]["max_concurrent_streams"] = authz_streams_per_connection
+    _discard_access_logs(config)
     if direct_response:
         for route in manager["route_config"]["virtual_hosts"][0]["routes"]:
             if route.get("name") == "mcp":
                 del route["route"]
                 route["direct_response"] = {"status": 200, "body": {"inline_string": DIRECT_BODY}}
     return config
+
+
+def _discard_access_logs(node: Any) -> None:
+    """Every stdout access log becomes a file log to /dev/null: Envoy still formats each line (its
+    cost stays in the figures) but millions of bench requests no longer write ~140 MB of logs."""
+    if isinstance(node, dict):
+        if node.get("name") == "envoy.access_loggers.stdout":
+            node["name"] = "envoy.access_loggers.file"
+            node["typed_config"] = {
+                "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
+                "path": "/dev/null",
+                **{k: v for k, v in node["typed_config"].items() if k != "@type"},
+            }
+        for value in node.values():
+            _discard_access_logs(value)
+    elif isinstance(node, list):
+        for item in node:
+            _discard_access_logs(item)
