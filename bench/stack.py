@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -71,7 +73,7 @@ class Stack(contextlib.ExitStack):
 
     def authz(self, name: str, port: int, workers: int = 1, env: dict[str, str] | None = None) -> Authz:
         """`mcp-pa authz` on port; ready when every worker's metrics port answers."""
-        metrics = free_ports(1)[0]
+        metrics = port_range(workers)
         metrics_ports = [metrics + i for i in range(workers)]
         ready = all_of(port_open(port), *(port_open(p) for p in metrics_ports))
         proc = self.process(name, mcp_pa_command("authz", "--listen", f"127.0.0.1:{port}", "--workers", str(workers),
@@ -136,5 +138,32 @@ def cpu_seconds(pid: int) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
+# Every port this run handed out: a later choice must not take one that is chosen but not yet bound.
+_HANDED: set[int] = set()
+# Consecutive ranges come from below Linux's ephemeral range (32768+), where bind(0) never lands.
+_RANGE_FLOOR, _RANGE_CEILING = 20_000, 32_000
+
+
 def ports(count: int) -> list[int]:
-    return free_ports(count)
+    """`count` free ports, none handed out before in this run."""
+    while True:
+        chosen = free_ports(count)
+        if not _HANDED.intersection(chosen):
+            _HANDED.update(chosen)
+            return chosen
+
+
+def port_range(count: int) -> int:
+    """The first of `count` consecutive free ports (authz worker *i* serves metrics on base + *i*)."""
+    for base in random.Random().sample(range(_RANGE_FLOOR, _RANGE_CEILING - count), 200):
+        wanted = set(range(base, base + count))
+        if wanted & _HANDED:
+            continue
+        try:
+            for port in wanted:
+                socket.create_server(("127.0.0.1", port)).close()
+        except OSError:
+            continue
+        _HANDED.update(wanted)
+        return base
+    raise BenchError(f"no {count} consecutive free loopback ports between {_RANGE_FLOOR} and {_RANGE_CEILING}")
