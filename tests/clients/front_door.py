@@ -24,6 +24,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount
 from starlette.types import Receive, Scope, Send
 
+from mcp_app.app import replaying
 from mcp_pa.core import contract, decisions
 from tests.support.processes import free_port, wait_for_port
 
@@ -95,17 +96,8 @@ class Gate:
             await _answer(send, *denial)
             return
 
-        replayed = False
-
-        async def replay() -> Any:
-            # The body once, then the real channel: the app waits on it for the disconnect.
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
-        await self.app(scope, replay, send)
+        # The body once, then the real channel: the app waits on it for the disconnect.
+        await self.app(scope, replaying({"type": "http.request", "body": body, "more_body": False}, receive), send)
 
     def _authenticated(self, headers: dict[str, str]) -> bool:
         if headers.get(contract.HEADER_API_KEY) == API_KEY:

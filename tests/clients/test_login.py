@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import stat
-import sys
 import urllib.parse
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,7 +17,6 @@ from typing import Any, Iterator
 import httpx
 import pytest
 from mcp import Client
-from mcp.client.stdio import StdioServerParameters
 
 from fakes import FakeProviders
 from mcp_pa import login as login_module
@@ -27,14 +25,15 @@ from mcp_pa.tokens import TokenStore
 from tests.clients.conftest import (
     AUTH0_CLIENT,
     KEYCLOAK_CLIENT,
-    NO_KEYRING,
     LoginProcess,
     LoginStack,
+    bridge,
     browser_allows,
+    first_call_refusal,
     login,
     stored,
 )
-from tests.support.processes import REPO, scratch_dir
+from tests.support.processes import scratch_dir
 
 
 def secrets_in(config: Path) -> list[str]:
@@ -182,16 +181,6 @@ def signed_in(login_stack: LoginStack) -> Iterator[Path]:
         yield config
 
 
-def bridge(stack: LoginStack, config: Path) -> StdioServerParameters:
-    """The Claude Desktop entry for `connect --login` (docs/clients.md), against the local stack."""
-    return StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "mcp_pa", "connect", stack.url, "--login", "--ca", str(stack.ca)],
-        cwd=REPO,
-        env={**NO_KEYRING, "MCP_PA_CONFIG_DIR": str(config)},
-    )
-
-
 def expire(config: Path, stack: LoginStack, bearer: str | None = None) -> None:
     """Make the stored bearer look expired (or replace it), as time passing would."""
     store = TokenStore(config / "mcp-pa", use_keyring=False)
@@ -251,19 +240,10 @@ async def test_a_revoked_refresh_token_becomes_a_json_rpc_error_saying_to_log_in
     expire(tmp_path, login_stack)
     refreshes = login_stack.auth0.requests["refresh_token"]
     # The SDK's first request (initialize) already needs the token: the refusal reaches it as a JSON-RPC error.
-    with pytest.raises(Exception) as refused:
-        async with Client(bridge(login_stack, tmp_path), cache=None, read_timeout_seconds=60) as client:
-            await client.call_tool("whoami", {})
-    said = " ".join(str(e) for e in _leaves(refused.value))
+    said = await first_call_refusal(bridge(login_stack, tmp_path))
     assert f"run `mcp-pa login {login_stack.base}` in a terminal" in said
     assert "has expired or was revoked" in said
     assert login_stack.auth0.requests["refresh_token"] == refreshes + 1  # a refused token is not offered again
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
 
 
 def test_logout_forgets_and_revokes_the_refresh_token(login_stack: LoginStack, tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ refresh replaces; errors answered with HTTP 200, as github.com does).
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -20,8 +19,9 @@ from mcp.client.stdio import StdioServerParameters
 
 from fakes.oauth import GITHUB_USER_TOKEN_LIFETIME
 from mcp_pa.tokens import TokenStore
-from tests.clients.conftest import GITHUB_CLIENT, NO_KEYRING, LoginStack, login, stored
-from tests.support.processes import REPO, scratch_dir
+from tests.clients.conftest import GITHUB_CLIENT, LoginStack, first_call_refusal, login, stored
+from tests.clients.conftest import bridge as shared_bridge
+from tests.support.processes import scratch_dir
 
 USER_ID = "github:583231"
 
@@ -46,13 +46,7 @@ def device_login(stack: LoginStack, config: Path) -> tuple[int, str, str]:
 
 
 def bridge(stack: LoginStack, config: Path) -> StdioServerParameters:
-    """The Claude Desktop entry for `connect --login` (docs/clients.md), against the local stack."""
-    return StdioServerParameters(
-        command=sys.executable,
-        args=["-m", "mcp_pa", "connect", stack.url, "--login", "--ca", str(stack.ca), "--provider", "github"],
-        cwd=REPO,
-        env={**NO_KEYRING, "MCP_PA_CONFIG_DIR": str(config)},
-    )
+    return shared_bridge(stack, config, "--provider", "github")
 
 
 def expire(stack: LoginStack, config: Path) -> None:
@@ -68,12 +62,6 @@ def expire(stack: LoginStack, config: Path) -> None:
 def github_refresh(stack: LoginStack, refresh_token: str) -> httpx.Response:
     return httpx.post(stack.github.url("/token"), headers={"accept": "application/json"},
                       data={"grant_type": "refresh_token", "client_id": GITHUB_CLIENT, "refresh_token": refresh_token})
-
-
-def _leaves(error: BaseException) -> list[BaseException]:
-    if isinstance(error, BaseExceptionGroup):
-        return [leaf for inner in error.exceptions for leaf in _leaves(inner)]
-    return [error]
 
 
 @pytest.fixture(scope="module")
@@ -130,10 +118,7 @@ async def test_a_bad_github_refresh_token_answered_with_http_200_becomes_the_jso
     assert refused.status_code == 200 and refused.json()["error"] == "bad_refresh_token"  # github.com's way of refusing
     expire(github_app, tmp_path)
     refreshes = github_app.github.requests["refresh_token"]
-    with pytest.raises(Exception) as error:
-        async with Client(bridge(github_app, tmp_path), cache=None, read_timeout_seconds=60) as client:
-            await client.call_tool("whoami", {})
-    said = " ".join(str(e) for e in _leaves(error.value))
+    said = await first_call_refusal(bridge(github_app, tmp_path))
     assert f"run `mcp-pa login {github_app.base} --provider github` in a terminal" in said
     assert "has expired or was revoked: github refused the refresh token (The refresh token passed is incorrect or expired.)" in said
     assert github_app.github.requests["refresh_token"] == refreshes + 1  # a refused token is not offered again

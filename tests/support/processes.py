@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -55,3 +56,16 @@ def scratch_dir(prefix: str) -> Iterator[Path]:
         yield root
     finally:
         shutil.rmtree(root, ignore_errors=True)
+
+
+def npm_install(target: Path, *packages: str) -> None:
+    """`npm install` the packages into `target`, staged beside it and renamed: an interrupted install never looks complete."""
+    staging = target.with_name(f"{target.name}.partial-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix", str(staging), *packages],
+        check=True, capture_output=True, timeout=600,
+    )
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
